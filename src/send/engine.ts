@@ -1,0 +1,409 @@
+import { EventEmitter, setMaxListeners } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import type { ResponseFacts } from '../api/client.js';
+import { classify } from '../api/classify.js';
+import type { ClaimedRow, CycleResult, Outcome } from '../db/recipients.js';
+import { ErrorBudget } from './budget.js';
+import { decide, type Decision, type StopRequest } from './decide.js';
+import type { StartPlanner } from './planner.js';
+import { RunCounters } from './counters.js';
+
+/**
+ * The sending loop. It knows no SQL: it claims rows, commits outcomes and marks the next group
+ * `sending` through `EngineStore`, one statement at a time (group commit), and hands requests to
+ * `send`. A worker slot is held from the moment a row is chosen until its outcome is committed,
+ * so rows in `sending` never outnumber the workers.
+ */
+export interface EngineStore {
+  claim(limit: number): Promise<ClaimedRow[]>;
+  cycle(outcomes: Outcome[], mark: string[]): Promise<CycleResult>;
+  /** Renews the lease and reads the campaign's status (another writer may have paused it). */
+  heartbeat(): Promise<{ live: boolean; campaignStatus: string | undefined }>;
+}
+
+export type Prepared = { body: object } | { error: { code: string; message: string } };
+
+export interface EngineOptions {
+  workers: number;
+  maxAttempts: number;
+  drainTimeoutMs: number;
+  leaseMs: number;
+  maxErrorRate: number;
+  maxThrottleMs: number;
+  claimBatch?: number;
+  random?: () => number;
+}
+
+export interface EngineDeps {
+  store: EngineStore;
+  planner: StartPlanner;
+  prepare: (row: ClaimedRow) => Prepared;
+  send: (body: object, signal: AbortSignal) => Promise<ResponseFacts>;
+  /** Told of every request start, with its performance.now() time (benchmark traces). */
+  onStart?: (t: number) => void;
+}
+
+export interface EngineResult {
+  /** Null when the list ran out; otherwise why the run stopped early. */
+  stop: StopRequest | null;
+  counts: Record<string, number>;
+  /** Outcomes that could not be committed (database gone or lease lost): for the journal. */
+  unwritten: Outcome[];
+}
+
+interface Row { claimed: ClaimedRow; body: object; attempt: number; pairWaits: number }
+interface Pending { outcome: Outcome; slot: boolean; retry?: { row: Row; at: number } }
+
+// How far ahead of its start a row may be marked `sending`: small, so a kill leaves few rows
+// that were marked but never requested.
+const PLAN_HORIZON_MS = 50;
+// Heartbeats also poll the campaign's status, the backstop for writers that do not NOTIFY:
+// an operator's pause must be obeyed within 2 s.
+const HEARTBEAT_MAX_MS = 1000;
+const DB_RETRY_MAX_MS = 2000;
+
+export class Engine extends EventEmitter {
+  readonly counters = new RunCounters();
+  private readonly buffer: Row[] = [];
+  private readonly retries: { row: Row; at: number }[] = [];
+  private readonly startQueue: { row: Row; at: number }[] = [];
+  private pending: Pending[] = [];
+  private slots = 0;
+  private inFlight = 0;
+  private exhausted = false;
+  private stopReq: StopRequest | null = null;
+  private forced = false;
+  private readonly abort = new AbortController();
+  private lastLiveAt = performance.now();
+  private wakeUp: (() => void) | null = null;
+  private startTimer: NodeJS.Timeout | null = null;
+  private readonly budget: ErrorBudget;
+  private readonly claimBatch: number;
+
+  constructor(private readonly o: EngineOptions, private readonly d: EngineDeps) {
+    super();
+    this.budget = new ErrorBudget(o.maxErrorRate);
+    this.claimBatch = o.claimBatch ?? Math.max(200, o.workers * 4);
+    // One drain signal is shared by every request in flight: one listener each.
+    setMaxListeners(0, this.abort.signal);
+  }
+
+  get stopping(): StopRequest | null {
+    return this.stopReq;
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight;
+  }
+
+  /** The live rate: starts in the last second (it shows a throttle cut as it happens). */
+  observedRate(): number {
+    return this.d.planner.observedRate(performance.now());
+  }
+
+  get throttled(): boolean {
+    return this.d.planner.throttledNow;
+  }
+
+  /** First call stops intake and drains; a later call with `force` aborts in-flight at once. */
+  stop(req: StopRequest, force = false): void {
+    if (!this.stopReq) this.stopReq = req;
+    if (force && !this.forced) {
+      this.forced = true;
+      this.abort.abort();
+    }
+    this.wake();
+  }
+
+  async run(): Promise<EngineResult> {
+    const beat = setInterval(() => void this.beat(), Math.min(HEARTBEAT_MAX_MS, this.o.leaseMs / 6));
+    let drainTimer: NodeJS.Timeout | null = null;
+    let dbFailures = 0;
+    try {
+      for (;;) {
+        const now = performance.now();
+        if (now - this.lastLiveAt > this.o.leaseMs) this.loseLease();
+        this.d.planner.tick(now);
+        if (this.stopReq?.kind === 'lease_lost') {
+          // Nothing can be written any more; wait for answers so the journal gets them.
+          if (this.inFlight === 0) break;
+          await this.sleep(1000);
+          continue;
+        }
+        if (this.stopReq) {
+          this.releaseUnstarted();
+          drainTimer ??= setTimeout(() => this.stop(this.stopReq!, true), this.o.drainTimeoutMs);
+        }
+        if (!this.stopReq && this.buffer.length < this.o.workers && !this.exhausted) {
+          await this.refill();
+        }
+        const chosen = this.stopReq ? [] : this.choose(now);
+        if (chosen.length > 0 || this.pending.length > 0) {
+          const ok = await this.commit(chosen);
+          dbFailures = ok ? 0 : dbFailures + 1;
+          if (!ok) await this.sleep(Math.min(DB_RETRY_MAX_MS, 100 * 2 ** dbFailures));
+          continue;
+        }
+        if (this.finished()) break;
+        await this.idle(now);
+      }
+    } finally {
+      clearInterval(beat);
+      if (drainTimer) clearTimeout(drainTimer);
+      if (this.startTimer) clearTimeout(this.startTimer);
+    }
+    return {
+      stop: this.stopReq,
+      counts: this.counters.snapshot(),
+      unwritten: this.pending.map((p) => p.outcome),
+    };
+  }
+
+  /** True when nothing is left to do: the list ran out, or a stop has fully drained. */
+  private finished(): boolean {
+    const quiet = this.inFlight === 0 && this.startQueue.length === 0 && this.pending.length === 0;
+    if (!quiet) return false;
+    if (this.stopReq) return this.buffer.length === 0 && this.retries.length === 0;
+    return this.exhausted && this.buffer.length === 0 && this.retries.length === 0;
+  }
+
+  private async refill(): Promise<void> {
+    try {
+      const rows = await this.d.store.claim(this.claimBatch);
+      if (rows.length < this.claimBatch) this.exhausted = true;
+      for (const claimed of rows) this.admitRow(claimed);
+    } catch (err) {
+      this.emit('db_error', err);
+    }
+  }
+
+  /** Renders a claimed row; a row whose data cannot be rendered fails locally, unsent. */
+  private admitRow(claimed: ClaimedRow): void {
+    const prepared = this.d.prepare(claimed);
+    if ('error' in prepared) {
+      this.pending.push({
+        slot: false,
+        outcome: {
+          id: claimed.id, status: 'failed', attempts: claimed.attempts,
+          errorCode: prepared.error.code, errorMessage: prepared.error.message,
+        },
+      });
+      this.counters.add('failed');
+      return;
+    }
+    this.buffer.push({ claimed, body: prepared.body, attempt: 0, pairWaits: 0 });
+  }
+
+  /** Rows for the free slots that the rate allows within the horizon, with their start times. */
+  private choose(now: number): { row: Row; at: number }[] {
+    const free = this.o.workers - this.slots;
+    if (free <= 0) return [];
+    this.retries.sort((a, b) => a.at - b.at);
+    const due = this.retries.filter((r) => r.at <= now).length;
+    const wanted = Math.min(free, due + this.buffer.length);
+    if (wanted === 0) return [];
+    const times = this.d.planner.plan(wanted, now, PLAN_HORIZON_MS);
+    const chosen: { row: Row; at: number }[] = [];
+    for (const at of times) {
+      const next = this.retries[0] && this.retries[0].at <= now ? this.retries.shift() : undefined;
+      const row = next?.row ?? this.buffer.shift();
+      if (!row) break;
+      chosen.push({ row, at });
+    }
+    this.slots += chosen.length;
+    return chosen;
+  }
+
+  /** One group-commit statement: outcomes so far, plus `sending` marks for the chosen rows. */
+  private async commit(chosen: { row: Row; at: number }[]): Promise<boolean> {
+    const batch = this.pending;
+    this.pending = [];
+    const askedAt = performance.now();
+    let result: CycleResult;
+    try {
+      result = await this.d.store.cycle(
+        batch.map((p) => p.outcome), chosen.map((c) => c.row.claimed.id));
+    } catch (err) {
+      this.emit('db_error', err);
+      this.pending = batch.concat(this.pending);
+      this.slots -= chosen.length;
+      for (const c of chosen.reverse()) this.buffer.unshift(c.row);
+      return false;
+    }
+    if (!result.live) {
+      this.pending = batch.concat(this.pending);
+      this.slots -= chosen.length;
+      this.loseLease();
+      return true;
+    }
+    this.lastLiveAt = askedAt;
+    for (const p of batch) {
+      if (p.slot) this.slots--;
+      if (p.retry) this.retries.push(p.retry);
+    }
+    const marked = new Set(result.marked);
+    for (const c of chosen) {
+      if (marked.has(c.row.claimed.id)) this.startQueue.push(c);
+      else this.slots--;
+    }
+    this.scheduleStarts();
+    return true;
+  }
+
+  /** Starts every queued request whose time has come, under the planner's window guard. */
+  private scheduleStarts(): void {
+    if (this.startTimer) clearTimeout(this.startTimer);
+    this.startTimer = null;
+    for (;;) {
+      const next = this.startQueue[0];
+      if (!next) return;
+      const now = performance.now();
+      const wait = next.at > now ? next.at - now : this.d.planner.admit(now);
+      if (wait > 0) {
+        this.startTimer = setTimeout(() => this.scheduleStarts(), Math.max(1, wait));
+        return;
+      }
+      this.startQueue.shift();
+      this.start(next.row, now);
+    }
+  }
+
+  private start(row: Row, now: number): void {
+    row.attempt++;
+    this.inFlight++;
+    this.counters.add('requests');
+    this.d.onStart?.(now);
+    this.d.send(row.body, this.abort.signal).then(
+      (facts) => this.answered(row, facts),
+      (err: unknown) => this.answered(row, { kind: 'network', errorCode: String(err),
+        requestWritten: true }),
+    );
+  }
+
+  private answered(row: Row, facts: ResponseFacts): void {
+    this.inFlight--;
+    const nowMs = Date.now();
+    const verdict = classify(facts, { attempt: row.attempt, nowMs });
+    const decision = decide(verdict, {
+      id: row.claimed.id, storedAttempts: row.claimed.attempts, attempt: row.attempt,
+      pairWaits: row.pairWaits,
+    }, { maxAttempts: this.o.maxAttempts, nowMs, random: this.o.random });
+    this.apply(row, decision);
+    this.wake();
+  }
+
+  private apply(row: Row, d: Decision): void {
+    const now = performance.now();
+    switch (d.kind) {
+      case 'final': {
+        this.pending.push({ outcome: d.outcome, slot: true });
+        this.counters.add(d.outcome.status);
+        if (d.outcome.messageStatus) this.counters.add(`message_status:${d.outcome.messageStatus}`);
+        const over = this.budget.record(d.budgetCode);
+        if (over) this.stop(this.budgetStop(over));
+        return;
+      }
+      case 'retry':
+        row.claimed = { ...row.claimed, attempts: d.outcome.attempts };
+        if (d.outcome.errorCode === '131056') row.pairWaits++;
+        this.counters.add('retried');
+        this.pending.push({ outcome: d.outcome, slot: true, retry: { row, at: now + d.delayMs } });
+        return;
+      case 'throttle': {
+        // The request is retried at the pace the cut allows; it does not count as an attempt.
+        row.attempt--;
+        this.counters.add('throttled');
+        this.d.planner.throttled(now, d.delayMs);
+        const stop = this.d.planner.throttleStop(now, this.o.maxThrottleMs);
+        if (stop) this.stop(stop);
+        this.pending.push({ outcome: d.outcome, slot: true, retry: { row, at: now } });
+        return;
+      }
+      case 'stop':
+        this.pending.push({ outcome: d.outcome, slot: true });
+        this.stop(d.stop);
+        return;
+    }
+  }
+
+  private budgetStop(code: string): StopRequest {
+    const share = Math.round(this.budget.share(code) * 100);
+    return {
+      kind: 'pause', pauseReason: 'error_budget', code,
+      detail: `${share}% of the last sends failed with code ${code}`,
+    };
+  }
+
+  /** On a stop: rows not yet requested go back to `pending`, still owned until committed. */
+  private releaseUnstarted(): void {
+    for (const q of this.startQueue.splice(0)) {
+      this.pending.push({ slot: true, outcome: this.giveBack(q.row) });
+    }
+    if (this.stopReq?.kind === 'lease_lost') return;
+    for (const row of this.buffer.splice(0)) {
+      this.pending.push({ slot: false, outcome: this.giveBack(row) });
+    }
+    for (const r of this.retries.splice(0)) {
+      this.pending.push({ slot: false, outcome: this.giveBack(r.row) });
+    }
+  }
+
+  private giveBack(row: Row): Outcome {
+    return { id: row.claimed.id, status: 'pending', attempts: row.claimed.attempts };
+  }
+
+  /** The lease is gone: send nothing more and write nothing (the writes would be fenced). */
+  private loseLease(): void {
+    if (this.stopReq?.kind === 'lease_lost') return;
+    this.stopReq = { kind: 'lease_lost', detail: 'the run could not renew its lease in time' };
+    this.startQueue.splice(0);
+    this.buffer.splice(0);
+    this.retries.splice(0);
+    this.abortAfterDrain();
+  }
+
+  private abortAfterDrain(): void {
+    setTimeout(() => this.stop(this.stopReq!, true), this.o.drainTimeoutMs).unref();
+  }
+
+  private async beat(): Promise<void> {
+    const askedAt = performance.now();
+    try {
+      const beat = await this.d.store.heartbeat();
+      if (!beat.live) this.loseLease();
+      else {
+        this.lastLiveAt = askedAt;
+        if (beat.campaignStatus !== 'active' && !this.stopReq) {
+          this.stop({ kind: 'operator', detail: `campaign is now ${beat.campaignStatus ?? 'gone'}` });
+        }
+      }
+    } catch (err) {
+      this.emit('db_error', err);
+    }
+    this.d.planner.tick(performance.now());
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = null;
+    w?.();
+  }
+
+  private idle(now: number): Promise<void> {
+    let ms = 1000;
+    const firstRetry = this.retries.reduce((m, r) => Math.min(m, r.at), Infinity);
+    if (firstRetry < Infinity) ms = Math.min(ms, Math.max(1, firstRetry - now));
+    if (this.buffer.length > 0 && this.slots < this.o.workers) {
+      ms = Math.min(ms, Math.max(1, this.d.planner.nextFree(now) - PLAN_HORIZON_MS - now));
+    }
+    return this.sleep(ms);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { this.wakeUp = null; resolve(); }, ms);
+      this.wakeUp = () => { clearTimeout(t); resolve(); };
+    });
+  }
+}
