@@ -57,8 +57,21 @@ function sendFlags(cmd: Command): Command {
     .option('--api-url <url>', 'Cloud API base URL (default: $WHATSAPP_API_URL or ' +
       'https://graph.facebook.com)')
     .option('--api-version <v>', 'Graph API version (default: $WHATSAPP_API_VERSION or v23.0)')
+    .option('--metrics-file <file>', 'at the end, write Prometheus text-format metrics here ' +
+      '(for node_exporter\'s textfile collector)')
     .addOption(new Option('--trace-starts <file>', 'write request start times (benchmark)')
       .hideHelp());
+}
+
+function importFlags(cmd: Command): Command {
+  return cmd
+    .option('--phone-column <name>', 'the CSV column holding phone numbers', 'phone')
+    .option('--body-columns <a,b,...>', 'columns that fill the body\'s {{1}}, {{2}}, ... in ' +
+      'this order (default: every other column is a named variable)')
+    .option('--default-country <ISO>', 'country for national-format phones (e.g. US, GB)')
+    .option('--rejects <file>', 'where rejected rows go, with reasons (default: ' +
+      '<file>.rejected.csv beside the CSV)')
+    .option('--delimiter <char>', 'field separator', ',');
 }
 
 export function program(): Command {
@@ -97,6 +110,56 @@ export function program(): Command {
     .option('--force', 'fence out a live run first (its lease is revoked)')
     .option('--dry-run', 'print the changes without making them')
     .action(run(async () => (await import('./commands/reset.js')).resetCommand));
+
+  globals(p.command('schedule <campaign-id>'))
+    .description('schedule a campaign; run-due sends it once its time has come')
+    .requiredOption('--at <time>', 'ISO 8601 with an offset (2030-03-01T09:30-08:00), or a ' +
+      'local time with --tz')
+    .option('--tz <Area/City>', 'IANA time zone of a local --at time (e.g. America/Los_Angeles)')
+    .option('--now', 'accept a time in the past: due at once')
+    .action(run(async () => (await import('./commands/schedule.js')).scheduleCommand));
+
+  sendFlags(globals(p.command('run-due')))
+    .description('send every due campaign, for cron (scheduled ones whose time has come, and ' +
+      'those an earlier run-due left at its time limit or on a signal)')
+    .option('--max-duration <duration>', 'stop like Ctrl-C after this long, leaving the ' +
+      'campaigns for the next run-due (e.g. 55m)')
+    .option('--campaigns <n>', 'campaigns sent at once, each with --workers', '1')
+    .action(run(async () => (await import('./commands/run-due.js')).runDueCommand));
+
+  globals(p.command('list')).description('campaigns with status, schedule, counts and last run')
+    .option('--status <status>', 'only campaigns with this status')
+    .option('--limit <n>', 'at most this many, newest first', '50')
+    .action(run(async () => (await import('./commands/list.js')).listCommand));
+
+  globals(p.command('pause <campaign-id>'))
+    .description('pause a campaign: a run in progress anywhere drains and stops')
+    .option('--reason <text>', 'stored with the status')
+    .action(run(async () => (await import('./commands/pause.js')).pauseCommand));
+
+  globals(p.command('cancel <campaign-id>'))
+    .description('cancel a campaign: a run in progress stops; the rest is never sent')
+    .option('--reason <text>', 'stored with the status')
+    .action(run(async () => (await import('./commands/pause.js')).cancelCommand));
+
+  importFlags(globals(p.command('import <campaign-id> <file>')))
+    .description('add recipients from a CSV of any size (normalised, de-duplicated)')
+    .action(run(async () => (await import('./commands/import.js')).importCommand));
+
+  importFlags(globals(p.command('create')))
+    .description('create a draft campaign and print its id')
+    .requiredOption('--template <name-or-id>', 'the template to send')
+    .requiredOption('--name <text>', 'the campaign\'s name')
+    .option('--language <code>', 'the template\'s language, when its name has several')
+    .option('--from-csv <file>', 'import recipients from this CSV (see wacamp import)')
+    .action(run(async () => (await import('./commands/create.js')).createCommand));
+
+  globals(p.command('check')).description('check the set-up: database, migrations, tokens, ' +
+    'templates of scheduled campaigns; exit 1 if any fails')
+    .option('--api-url <url>', 'Cloud API base URL (default: $WHATSAPP_API_URL or ' +
+      'https://graph.facebook.com)')
+    .option('--api-version <v>', 'Graph API version (default: $WHATSAPP_API_VERSION or v23.0)')
+    .action(run(async () => (await import('./commands/check.js')).checkCommand));
 
   globals(p.command('sandbox')).description('a local fake of the Cloud API messages endpoint')
     .option('--port <n>', 'port on 127.0.0.1 (default: a free one)', '0')

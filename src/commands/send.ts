@@ -3,12 +3,14 @@ import { z } from 'zod';
 import { createApiClient } from '../api/client.js';
 import { worstExit, EXIT, usageError } from '../errors.js';
 import { LineProgress, SilentProgress, terminalProgress, type ProgressView } from '../output/progress.js';
+import { writeMetricsFile } from '../output/metrics.js';
 import { sendJson, sendSummary } from '../output/summary.js';
 import { isCountryCode } from '../phone.js';
 import { runSend, type SendDeps, type SendOptions, type SendResult } from '../send/run-send.js';
 import type { StopRequest } from '../send/decide.js';
 import { parseDurationMs, parsePositiveInt, parseRate, parseShare } from '../units.js';
 import { databaseKey, writeJournal } from '../journal.js';
+import type { Env } from '../config.js';
 import { makeContext, openDatabase, type Context, type GlobalOptions } from './context.js';
 import { writeStdout } from './stdout.js';
 
@@ -16,7 +18,7 @@ export interface SendFlags extends GlobalOptions {
   workers: string; rate: string; drainTimeout: string; lease: string; maxAttempts: string;
   requestTimeout: string; maxErrorRate: string; maxThrottle: string; defaultCountry?: string;
   dryRun?: boolean; now?: boolean; join?: boolean; strict?: boolean; apiUrl?: string;
-  apiVersion?: string; traceStarts?: string;
+  apiVersion?: string; traceStarts?: string; metricsFile?: string;
 }
 
 export function campaignId(text: string): string {
@@ -40,12 +42,51 @@ export function sendOptions(id: string, f: SendFlags): SendOptions {
     drainTimeoutMs: parseDurationMs('--drain-timeout', f.drainTimeout),
     leaseMs: Math.max(2000, parseDurationMs('--lease', f.lease)),
     maxAttempts: parsePositiveInt('--max-attempts', f.maxAttempts, 100),
-    requestTimeoutMs: parseDurationMs('--request-timeout', f.requestTimeout),
+    requestTimeoutMs: requestTimeoutMs(f.requestTimeout),
     maxErrorRate: parseShare('--max-error-rate', f.maxErrorRate),
     maxThrottleMs: parseDurationMs('--max-throttle', f.maxThrottle),
     ...(country && isCountryCode(country) ? { defaultCountry: country } : {}),
     dryRun: Boolean(f.dryRun), now: Boolean(f.now), join: Boolean(f.join), runDue: false,
   };
+}
+
+function requestTimeoutMs(text: string): number {
+  const ms = parseDurationMs('--request-timeout', text);
+  if (ms < 1) {
+    throw usageError('bad_duration', `--request-timeout: "${text}" must be at least 1ms`);
+  }
+  return ms;
+}
+
+/**
+ * The API target is first used once a run is registered and the campaign is `active`; checked
+ * here so that a typo is refused before any work, naming the flag or variable it came from.
+ */
+export function checkApiTarget(f: SendFlags, env: Env): void {
+  const [urlFrom, url] = f.apiUrl === undefined ? ['WHATSAPP_API_URL', env.apiUrl]
+    : ['--api-url', f.apiUrl];
+  if (!isPlainHttpUrl(url)) {
+    // The value is not echoed: a URL may carry a user name and password.
+    throw usageError('bad_api_url', `${urlFrom} must be an http(s) URL with no query, ` +
+      'fragment or user name');
+  }
+  const [versionFrom, version] = f.apiVersion === undefined
+    ? ['WHATSAPP_API_VERSION', env.apiVersion] : ['--api-version', f.apiVersion];
+  if (!/^v\d+\.\d+$/.test(version)) {
+    throw usageError('bad_api_version', `${versionFrom}: "${version.slice(0, 20)}" must ` +
+      'look like v23.0');
+  }
+}
+
+function isPlainHttpUrl(text: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return false; // not a URL at all: the caller says what is expected
+  }
+  return (url.protocol === 'http:' || url.protocol === 'https:') && url.search === '' &&
+    url.hash === '' && url.username === '' && url.password === '';
 }
 
 export async function progressView(ctx: Context): Promise<ProgressView> {
@@ -78,13 +119,16 @@ export async function sendCommand(id: string, f: SendFlags): Promise<number> {
 
 export async function sendCommandWith(id: string, f: SendFlags, ctx: Context): Promise<number> {
   const o = sendOptions(id, f);
+  checkApiTarget(f, ctx.env);
   const interrupt: SendDeps['interrupt'] = {};
   const untrap = trapSignals(ctx, interrupt);
   try {
     const result = await sendWith(ctx, f, o, interrupt);
     report(ctx, result);
     const strict = f.strict && ((result.counts.failed ?? 0) + (result.counts.unknown ?? 0)) > 0;
-    return worstExit([result.exitCode, strict ? EXIT.strict : EXIT.ok]);
+    const exitCode = worstExit([result.exitCode, strict ? EXIT.strict : EXIT.ok]);
+    if (f.metricsFile) await writeMetricsFile(f.metricsFile, [{ result, exitCode }]);
+    return exitCode;
   } finally {
     untrap();
   }

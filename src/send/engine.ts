@@ -53,6 +53,7 @@ export interface EngineResult {
 
 interface Row { claimed: ClaimedRow; body: object; attempt: number; pairWaits: number }
 interface Pending { outcome: Outcome; slot: boolean; retry?: { row: Row; at: number } }
+interface Queued { row: Row; at: number; unslotted?: boolean }
 
 // How far ahead of its start a row may be marked `sending`: small, so a kill leaves few rows
 // that were marked but never requested.
@@ -66,7 +67,7 @@ export class Engine extends EventEmitter {
   readonly counters = new RunCounters();
   private readonly buffer: Row[] = [];
   private readonly retries: { row: Row; at: number }[] = [];
-  private readonly startQueue: { row: Row; at: number }[] = [];
+  private startQueue: Queued[] = [];
   private pending: Pending[] = [];
   private slots = 0;
   private inFlight = 0;
@@ -250,21 +251,33 @@ export class Engine extends EventEmitter {
     return true;
   }
 
-  /** Starts every queued request whose time has come, under the planner's window guard. */
+  /**
+   * Starts every queued request whose time has come, under the planner's window guard. A start
+   * whose shared slot went stale (its timer fired late) takes a fresh slot first.
+   */
   private scheduleStarts(): void {
     if (this.startTimer) clearTimeout(this.startTimer);
     this.startTimer = null;
-    for (;;) {
-      const next = this.startQueue[0];
-      if (!next) return;
-      const now = performance.now();
-      const wait = next.at > now ? next.at - now : this.d.planner.admit(now);
-      if (wait > 0) {
-        this.startTimer = setTimeout(() => this.scheduleStarts(), Math.max(1, wait));
-        return;
+    const now = performance.now();
+    let wakeAt = Infinity;
+    const waiting: Queued[] = [];
+    for (const q of this.startQueue) {
+      if (q.unslotted ? q.at <= now : this.d.planner.late(q.at, now)) {
+        const [at] = this.d.planner.plan(1, now, PLAN_HORIZON_MS);
+        q.unslotted = at === undefined;
+        q.at = at ?? Math.max(now + 1, this.d.planner.nextFree(now));
       }
-      this.startQueue.shift();
-      this.start(next.row, now);
+      const wait = q.unslotted || q.at > now ? q.at - now : this.d.planner.admit(now);
+      if (wait > 0) {
+        waiting.push(q);
+        wakeAt = Math.min(wakeAt, now + wait);
+        continue;
+      }
+      this.start(q.row, now);
+    }
+    this.startQueue = waiting;
+    if (wakeAt < Infinity) {
+      this.startTimer = setTimeout(() => this.scheduleStarts(), Math.max(1, wakeAt - now));
     }
   }
 
@@ -381,6 +394,11 @@ export class Engine extends EventEmitter {
       this.emit('db_error', err);
     }
     this.d.planner.tick(performance.now());
+    this.wake();
+  }
+
+  /** Wakes the loop (the planner calls it when reserved start slots arrive). */
+  nudge(): void {
     this.wake();
   }
 

@@ -16,6 +16,8 @@ export interface StartPlanner {
   throttleStop(now: number, maxThrottleMs: number): StopRequest | null;
   /** Called often; climbs back towards the configured rate once throttling stops. */
   tick(now: number): void;
+  /** True when a start planned for `plannedAt` is too late to use that slot at `now`. */
+  late(plannedAt: number, now: number): boolean;
   /** Requests started in the last second, as admitted. */
   observedRate(now: number): number;
   readonly effectiveRate: number;
@@ -48,6 +50,11 @@ export class LocalPlanner implements StartPlanner {
     return this.limiter.throttled;
   }
 
+  /** The local window guard catches late starts itself; any moment is still good. */
+  late(): boolean {
+    return false;
+  }
+
   observedRate(now: number): number {
     return this.meter.perSecond(now);
   }
@@ -74,6 +81,16 @@ export class LocalPlanner implements StartPlanner {
     this.gateUntil = Math.max(this.gateUntil, now + (retryAfterMs ?? DEFAULT_THROTTLE_WAIT_MS));
     this.lastThrottleAt = now;
     this.throttleSince ??= now;
+  }
+
+  /** Another run's cut on the same number, read from the database. */
+  applyShared(factor: number, gateUntil: number, now: number): void {
+    if (factor < this.limiter.currentFactor) {
+      this.limiter.cut(factor / this.limiter.currentFactor, Math.max(1, this.observedRate(now)));
+      this.lastThrottleAt = now;
+      this.throttleSince ??= now;
+    }
+    this.gateUntil = Math.max(this.gateUntil, gateUntil);
   }
 
   throttleStop(now: number, maxThrottleMs: number): StopRequest | null {

@@ -16,6 +16,8 @@ import { renderComponents } from '../template/render.js';
 import { Engine, type EngineResult } from './engine.js';
 import type { StopRequest } from './decide.js';
 import { LocalPlanner } from './planner.js';
+import { SharedPlanner } from './shared-planner.js';
+import { ensureRateRow, readThrottle, reserveSlots, throttleShared } from '../db/rate.js';
 import { checkRecipients, settlePreflight, type PreflightReport } from './preflight.js';
 import { closingStatus, signalExit } from './closing.js';
 
@@ -142,7 +144,10 @@ async function sendAll(
   api: ApiClient,
 ): Promise<EngineResult> {
   const { db } = deps;
+  const account = (await loadCampaign(db, campaignId))!.account!;
+  await ensureRateRow(db, account.phoneNumberId);
   for (let pass = 0; ; pass++) {
+    let wake = () => {};
     const engine = new Engine({
       workers: o.workers, maxAttempts: o.maxAttempts, drainTimeoutMs: o.drainTimeoutMs,
       leaseMs: o.leaseMs, maxErrorRate: o.maxErrorRate, maxThrottleMs: o.maxThrottleMs,
@@ -152,7 +157,12 @@ async function sendAll(
         cycle: (outcomes: Outcome[], mark: string[]) => cycle(db, runId, outcomes, mark),
         heartbeat: () => heartbeatWithStatus(db, runId, campaignId),
       },
-      planner: new LocalPlanner(o.ratePerSecond),
+      planner: new SharedPlanner(new LocalPlanner(o.ratePerSecond), {
+        maxRate: account.maxRate,
+        reserve: (rate, count) => reserveSlots(db, account.phoneNumberId, rate, count),
+        throttle: (waitMs) => throttleShared(db, account.phoneNumberId, waitMs),
+        read: () => readThrottle(db, account.phoneNumberId),
+      }, o.ratePerSecond, () => wake(), (err) => deps.log.warn('rate', `shared rate: ${(err as Error).message}`)),
       prepare: (row) => {
         const r = renderComponents(spec, row.variables);
         if (!r.ok) return { error: { code: r.code, message: r.message } };
@@ -161,6 +171,7 @@ async function sendAll(
       send: (body, signal) => api.sendMessage(body, signal),
       ...(deps.onStart ? { onStart: deps.onStart } : {}),
     });
+    wake = () => engine.nudge();
     const stopHere = (req: StopRequest, force: boolean) => engine.stop(req, force);
     deps.interrupt.onStop = stopHere;
     if (deps.interrupt.stop) engine.stop(deps.interrupt.stop);
