@@ -240,3 +240,17 @@ export async function applyJournalOutcomes(
   ] as never);
   return rows.length;
 }
+
+/**
+ * After a run has drained (nothing in flight, every outcome written), rows it still owns were
+ * never requested: a `sending` mark whose reply was lost with a dropped connection is the only
+ * way to get one. They go back to `pending` so they are neither stuck nor skipped.
+ */
+export async function releaseLeftovers(db: Db, runId: string): Promise<number> {
+  const rows = await db`
+    UPDATE campaign_recipients SET status = 'pending', run_id = NULL, updated_at = now()
+     WHERE run_id = ${runId}::bigint AND status IN ('claimed', 'sending')
+       AND EXISTS (SELECT 1 FROM wacamp_runs WHERE id = ${runId}::bigint AND ended_at IS NULL)
+    RETURNING id`;
+  return rows.length;
+}

@@ -5,7 +5,8 @@ import type { ApiClient } from '../api/client.js';
 import type { Db } from '../db/connect.js';
 import { changeStatus, countRecipients, loadCampaign, type CampaignRow } from '../db/campaigns.js';
 import {
-  applyPreflight, claim, cycle, sendableCount, unpreparedCount, type Outcome,
+  applyPreflight, claim, cycle, releaseLeftovers, sendableCount, unpreparedCount,
+  type Outcome,
 } from '../db/recipients.js';
 import { finishRun, heartbeatWithStatus, liveRuns, registerRun } from '../db/runs.js';
 import { EXIT, WacampError, usageError } from '../errors.js';
@@ -236,23 +237,29 @@ async function close(
 ): Promise<SendResult> {
   const { db } = deps;
   const stop = result?.stop ?? null;
+  const runCounts = result?.counts ?? {};
   if (result && result.unwritten.length > 0) await deps.onUnwritten(runId, result.unwritten);
+  const durationMs = performance.now() - began;
+  const achievedRate = (runCounts.requests ?? 0) / Math.max(durationMs / 1000, 1e-3);
+  const base = { campaignId, run: { id: runId, counts: runCounts, stop }, preflight: report,
+    durationMs, achievedRate };
+
+  if (stop?.kind === 'lease_lost') {
+    // The lease is gone: every write would be fenced, and the database may be away.
+    return { ...base, campaignStatus: 'unknown', counts: runCounts, exitCode: EXIT.error,
+      message: `stopped: ${stop.detail}; the next command recovers the campaign` };
+  }
+  const leftovers = await releaseLeftovers(db, runId);
+  if (leftovers > 0) {
+    deps.log.warn('leftovers', `${leftovers} row(s) marked but never requested went back to pending`);
+  }
   const closing = await closingStatus(db, campaignId, runId, stop);
   if (closing.change) await changeStatus(db, campaignId, closing.change);
-  const runCounts = result?.counts ?? {};
-  if (stop?.kind !== 'lease_lost') {
-    await finishRun(db, runId, closing.outcome, stop?.detail ?? null, runCounts);
-  }
+  await finishRun(db, runId, closing.outcome, stop?.detail ?? null, runCounts);
   const counts = await countRecipients(db, campaignId);
   const campaign = await loadCampaign(db, campaignId);
-  const durationMs = performance.now() - began;
-  const requests = runCounts.requests ?? 0;
-  return {
-    campaignId, campaignStatus: campaign?.status ?? 'unknown', counts,
-    run: { id: runId, counts: runCounts, stop }, preflight: report, durationMs,
-    achievedRate: requests / Math.max(durationMs / 1000, 1e-3),
-    exitCode: closing.exitCode, message: closing.message,
-  };
+  return { ...base, campaignStatus: campaign?.status ?? 'unknown', counts,
+    exitCode: closing.exitCode, message: closing.message };
 }
 
 async function dryRunResult(
