@@ -89,7 +89,8 @@ async function token(ctx: Context, f: CheckFlags, a: AccountRow): Promise<CheckL
 function verdict(r: ResponseFacts): { ok: boolean; detail: string } {
   if (r.kind === 'timeout') return { ok: false, detail: `no answer in ${API_TIMEOUT_MS / 1000} s` };
   if (r.kind === 'network' || r.kind === 'aborted') {
-    return { ok: false, detail: `cannot reach the API (${r.kind === 'network' ? r.errorCode : 'aborted'})` };
+    const why = r.kind === 'network' ? r.errorCode : 'aborted';
+    return { ok: false, detail: `cannot reach the API (${why})` };
   }
   const body = (r.bodyParsed ? r.body : {}) as {
     display_phone_number?: string; error?: { code?: number; message?: string };

@@ -41,7 +41,9 @@ export interface ImportReport {
 
 type Tx = ISql<Record<string, never>>;
 
-export function importOptions(file: string, f: Omit<ImportFlags, keyof GlobalOptions>): ImportOptions {
+export function importOptions(
+  file: string, f: Omit<ImportFlags, keyof GlobalOptions>,
+): ImportOptions {
   const country = f.defaultCountry?.toUpperCase();
   if (country !== undefined && !isCountryCode(country)) {
     throw usageError('bad_country', `--default-country: "${f.defaultCountry}" is not an ISO ` +
@@ -210,7 +212,9 @@ export function mapRecord(
   if (c.body) {
     const values = c.body.map((name) => record[name] ?? '');
     const empty = c.body.find((_, i) => values[i]!.trim() === '');
-    if (empty !== undefined) return { ok: false, reason: `empty_value: column "${empty}" is empty` };
+    if (empty !== undefined) {
+      return { ok: false, reason: `empty_value: column "${empty}" is empty` };
+    }
     return { ok: true, phone: raw, e164: phone.e164, variables: values };
   }
   const variables = c.named.length === 0 ? null

@@ -84,15 +84,27 @@ async function runAll(
         return;
       }
       if (!next) return;
+      // Stopped while this slot was picking: the campaign is left for the next tick.
+      if (stops.request) return await release(next, ctx.log);
       try {
         runs.push(await runOne(ctx, f, url, next.id, stops, parallel));
       } finally {
-        await next.release();
+        await release(next, ctx.log);
       }
     }
   };
   await Promise.all(Array.from({ length: parallel }, slot));
   return { runs, skipped };
+}
+
+/** A failed unlock means the lock's connection is gone, and the session lock with it. */
+async function release(held: { id: string; release: () => Promise<void> }, log: Logger) {
+  try {
+    await held.release();
+  } catch (err) {
+    log.warn('unlock_failed', `releasing the run-due lock of ${held.id}: ` +
+      `${(err as Error).message}; it went with its connection`);
+  }
 }
 
 /** The oldest due campaign this process has not tried and nobody else holds. */
@@ -121,7 +133,9 @@ async function runOne(
   stops.add(interrupt);
   try {
     log.info('campaign_due', `sending due campaign ${id}`);
-    const o = { ...sendOptions(id, f), runDue: true };
+    // `now`: the database's clock already found it due (scheduled_at, paused_until); this
+    // machine's clock, a second behind, must not refuse it again as "not yet".
+    const o = { ...sendOptions(id, f), runDue: true, now: true };
     const result = await sendWith(campaignCtx, { ...f, databaseUrl: url }, o, interrupt);
     const bad = (result.counts.failed ?? 0) + (result.counts.unknown ?? 0);
     const exitCode = worstExit([result.exitCode, f.strict && bad > 0 ? EXIT.strict : EXIT.ok]);

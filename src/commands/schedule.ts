@@ -23,7 +23,9 @@ export interface ResolvedTime {
 
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
-const ISO = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3})\d*)?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
+// Date, time (seconds and milliseconds optional), then an optional offset: Z, ±hh, ±hhmm, ±hh:mm.
+const ISO = new RegExp('^(\\d{4})-(\\d{2})-(\\d{2})[T ](\\d{2}):(\\d{2})' +
+  '(?::(\\d{2})(?:\\.(\\d{1,3})\\d*)?)?\\s*(Z|[+-]\\d{2}(?::?\\d{2})?)?$', 'i');
 
 /** Parses `--at` (with `--tz` when it carries no offset). Pure: no clock, no machine zone. */
 export function resolveTime(text: string, tz: string | undefined): ResolvedTime {
@@ -126,7 +128,9 @@ export function formatOffset(ms: number): string {
   return `${ms < 0 ? '-' : '+'}${hh}:${String(minutes % 60).padStart(2, '0')}`;
 }
 
-function validWallTime(y: number, mo: number, d: number, h: number, mi: number, s: number): boolean {
+function validWallTime(
+  y: number, mo: number, d: number, h: number, mi: number, s: number,
+): boolean {
   if (mo < 1 || mo > 12 || h > 23 || mi > 59 || s > 59 || d < 1) return false;
   return d <= new Date(Date.UTC(y, mo, 0)).getUTCDate();
 }

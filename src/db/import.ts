@@ -14,9 +14,13 @@ export async function lockCampaignImport(tx: Tx, campaignId: string): Promise<vo
   await tx`SELECT pg_advisory_xact_lock(hashtext('wacamp.import:' || ${campaignId}))`;
 }
 
+/**
+ * Read without a row lock on purpose: an import of millions of rows must not hold up a pause or
+ * a run's start. A campaign cancelled meanwhile keeps the rows, and never sends them.
+ */
 export async function campaignStatus(tx: Tx, campaignId: string): Promise<string | null> {
   const [row] = await tx<{ status: string }[]>`
-    SELECT status FROM campaigns WHERE id = ${campaignId}::uuid FOR SHARE`;
+    SELECT status FROM campaigns WHERE id = ${campaignId}::uuid`;
   return row?.status ?? null;
 }
 

@@ -54,7 +54,9 @@ async function operatorWrite(
                  AND now() - r.heartbeat_at <= r.lease) AS live
         FROM campaigns c WHERE c.id = ${id}::uuid FOR UPDATE OF c`;
     if (!row) return { previous: null, changed: false, liveRuns: 0 };
-    if (!from.includes(row.status)) return { previous: row.status, changed: false, liveRuns: row.live };
+    if (!from.includes(row.status)) {
+      return { previous: row.status, changed: false, liveRuns: row.live };
+    }
     await write(tx as unknown as Sql);
     await tx`SELECT pg_notify(${CAMPAIGN_CHANNEL}, ${id})`;
     return { previous: row.status, changed: true, liveRuns: row.live };
@@ -79,7 +81,9 @@ export async function findTemplates(
   return [...rows];
 }
 
-export async function insertDraftCampaign(db: Sql, templateId: string, name: string): Promise<string> {
+export async function insertDraftCampaign(
+  db: Sql, templateId: string, name: string,
+): Promise<string> {
   const [row] = await db<{ id: string }[]>`
     INSERT INTO campaigns (template_id, name, status)
     VALUES (${templateId}::uuid, ${name}, 'draft') RETURNING id`;

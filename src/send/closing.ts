@@ -36,7 +36,7 @@ export async function closingStatus(
         message: `this run is done; ${left} recipients are left to the other live runs` };
     }
     return { change: { from, to: 'completed' }, outcome: 'completed', exitCode: EXIT.ok,
-      message: 'completed' };
+      message: 'every recipient is settled' };
   }
   const pause = (reason: string, exitCode: number, message: string): Closing => ({
     ...(others > 0 ? {} : { change: { from, to: 'paused', pauseReason: reason,

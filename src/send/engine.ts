@@ -7,9 +7,12 @@ import { ErrorBudget } from './budget.js';
 import { decide, type Decision, type StopRequest } from './decide.js';
 import type { StartPlanner } from './planner.js';
 import { RunCounters } from './counters.js';
+import { StartQueue } from './start-queue.js';
 
 /**
- * The sending loop. It knows no SQL: it claims rows, commits outcomes and marks the next group
+ * The sending loop. It is longer than our usual module because slot accounting — a slot is held
+ * from choice to committed outcome — has to live in one place to stay provably right.
+ * It knows no SQL: it claims rows, commits outcomes and marks the next group
  * `sending` through `EngineStore`, one statement at a time (group commit), and hands requests to
  * `send`. A worker slot is held from the moment a row is chosen until its outcome is committed,
  * so rows in `sending` never outnumber the workers.
@@ -53,7 +56,6 @@ export interface EngineResult {
 
 interface Row { claimed: ClaimedRow; body: object; attempt: number; pairWaits: number }
 interface Pending { outcome: Outcome; slot: boolean; retry?: { row: Row; at: number } }
-interface Queued { row: Row; at: number; unslotted?: boolean }
 
 // How far ahead of its start a row may be marked `sending`: small, so a kill leaves few rows
 // that were marked but never requested.
@@ -67,7 +69,7 @@ export class Engine extends EventEmitter {
   readonly counters = new RunCounters();
   private readonly buffer: Row[] = [];
   private readonly retries: { row: Row; at: number }[] = [];
-  private startQueue: Queued[] = [];
+  private readonly startQueue: StartQueue<Row>;
   private pending: Pending[] = [];
   private slots = 0;
   private inFlight = 0;
@@ -77,7 +79,6 @@ export class Engine extends EventEmitter {
   private readonly abort = new AbortController();
   private lastLiveAt = performance.now();
   private wakeUp: (() => void) | null = null;
-  private startTimer: NodeJS.Timeout | null = null;
   private readonly budget: ErrorBudget;
   private readonly claimBatch: number;
 
@@ -85,6 +86,7 @@ export class Engine extends EventEmitter {
     super();
     this.budget = new ErrorBudget(o.maxErrorRate);
     this.claimBatch = o.claimBatch ?? Math.max(200, o.workers * 4);
+    this.startQueue = new StartQueue(d.planner, PLAN_HORIZON_MS, (row, now) => this.start(row, now));
     // One drain signal is shared by every request in flight: one listener each.
     setMaxListeners(0, this.abort.signal);
   }
@@ -151,7 +153,7 @@ export class Engine extends EventEmitter {
     } finally {
       clearInterval(beat);
       if (drainTimer) clearTimeout(drainTimer);
-      if (this.startTimer) clearTimeout(this.startTimer);
+      this.startQueue.cancelTimer();
     }
     return {
       stop: this.stopReq,
@@ -243,42 +245,13 @@ export class Engine extends EventEmitter {
       if (p.retry) this.retries.push(p.retry);
     }
     const marked = new Set(result.marked);
+    const ready: { item: Row; at: number }[] = [];
     for (const c of chosen) {
-      if (marked.has(c.row.claimed.id)) this.startQueue.push(c);
+      if (marked.has(c.row.claimed.id)) ready.push({ item: c.row, at: c.at });
       else this.slots--;
     }
-    this.scheduleStarts();
+    this.startQueue.add(ready);
     return true;
-  }
-
-  /**
-   * Starts every queued request whose time has come, under the planner's window guard. A start
-   * whose shared slot went stale (its timer fired late) takes a fresh slot first.
-   */
-  private scheduleStarts(): void {
-    if (this.startTimer) clearTimeout(this.startTimer);
-    this.startTimer = null;
-    const now = performance.now();
-    let wakeAt = Infinity;
-    const waiting: Queued[] = [];
-    for (const q of this.startQueue) {
-      if (q.unslotted ? q.at <= now : this.d.planner.late(q.at, now)) {
-        const [at] = this.d.planner.plan(1, now, PLAN_HORIZON_MS);
-        q.unslotted = at === undefined;
-        q.at = at ?? Math.max(now + 1, this.d.planner.nextFree(now));
-      }
-      const wait = q.unslotted || q.at > now ? q.at - now : this.d.planner.admit(now);
-      if (wait > 0) {
-        waiting.push(q);
-        wakeAt = Math.min(wakeAt, now + wait);
-        continue;
-      }
-      this.start(q.row, now);
-    }
-    this.startQueue = waiting;
-    if (wakeAt < Infinity) {
-      this.startTimer = setTimeout(() => this.scheduleStarts(), Math.max(1, wakeAt - now));
-    }
   }
 
   private start(row: Row, now: number): void {
@@ -349,8 +322,8 @@ export class Engine extends EventEmitter {
 
   /** On a stop: rows not yet requested go back to `pending`, still owned until committed. */
   private releaseUnstarted(): void {
-    for (const q of this.startQueue.splice(0)) {
-      this.pending.push({ slot: true, outcome: this.giveBack(q.row) });
+    for (const row of this.startQueue.drain()) {
+      this.pending.push({ slot: true, outcome: this.giveBack(row) });
     }
     if (this.stopReq?.kind === 'lease_lost') return;
     for (const row of this.buffer.splice(0)) {
@@ -365,13 +338,17 @@ export class Engine extends EventEmitter {
     return { id: row.claimed.id, status: 'pending', attempts: row.claimed.attempts };
   }
 
-  /** The lease is gone: send nothing more and write nothing (the writes would be fenced). */
+  /**
+   * The lease is gone: send nothing more and write nothing (the writes would be fenced). What
+   * was never requested is handed to the journal as given back, so the next command returns it
+   * to `pending` instead of recovery calling the `sending` ones unknown.
+   */
   private loseLease(): void {
     if (this.stopReq?.kind === 'lease_lost') return;
     this.stopReq = { kind: 'lease_lost', detail: 'the run could not renew its lease in time' };
-    this.startQueue.splice(0);
-    this.buffer.splice(0);
-    this.retries.splice(0);
+    const unstarted = [...this.startQueue.drain(), ...this.buffer.splice(0),
+      ...this.retries.splice(0).map((r) => r.row)];
+    for (const row of unstarted) this.pending.push({ slot: false, outcome: this.giveBack(row) });
     this.abortAfterDrain();
   }
 

@@ -87,6 +87,9 @@ export async function runSend(deps: SendDeps, o: SendOptions): Promise<SendResul
     dryRun: o.dryRun, ...(o.defaultCountry ? { defaultCountry: o.defaultCountry } : {}),
   });
   if (o.dryRun) return dryRunResult(db, campaign, report, began);
+  if (report.checked === 0 && (await sendableCount(db, campaign.id)) === 0) {
+    return nothingToSend(db, campaign, report, began);
+  }
   if (deps.interrupt.stop) return interruptedEarly(db, campaign, report, deps.interrupt.stop, began);
 
   const registered = await registerRun(db, {
@@ -179,7 +182,7 @@ async function sendAll(
     engine.on('db_error', (err: unknown) =>
       deps.log.warn('db_error', `database error: ${(err as Error).message}; retrying`));
     const ticker = startProgress(deps, engine, campaignId);
-    const result = await engine.run().finally(() => clearInterval(ticker));
+    const result = await engine.run().finally(() => ticker.stop());
     if (result.stop || pass >= 3) return result;
     // Rows the app added during the run, and duplicates whose twin was claimed meanwhile.
     if ((await unpreparedCount(db, campaignId)) > 0) {
@@ -202,33 +205,41 @@ export function messageBody(to: string, spec: TemplateSpec, components: unknown[
   };
 }
 
-function startProgress(deps: SendDeps, engine: Engine, campaignId: string): NodeJS.Timeout {
+/** Live progress from the engine's counters; the last frame shows the database's counts. */
+function startProgress(
+  deps: SendDeps, engine: Engine, campaignId: string,
+): { stop(): Promise<void> } {
   let total = 0;
   let base: Record<string, number> = {};
   let started = false;
-  const tick = async () => {
-    if (!started) {
-      base = await countRecipients(deps.db, campaignId).catch(() => ({}));
-      total = Object.values(base).reduce((a, b) => a + b, 0);
-    }
-    const c = engine.counters.snapshot();
+  const frame = (c: Record<string, number>, fromDb: boolean) => {
+    const n = (k: string) => (base[k] ?? 0) * (fromDb ? 0 : 1) + (c[k] ?? 0);
     const snap = {
-      sent: (base.sent ?? 0) + (c.sent ?? 0),
-      failed: (base.failed ?? 0) + (c.failed ?? 0),
-      skipped: base.skipped ?? 0,
-      unknown: (base.unknown ?? 0) + (c.unknown ?? 0),
-      remaining: 0,
-      ratePerSecond: engine.observedRate(),
-      inFlight: engine.inFlightCount,
-      throttled: engine.throttled,
+      sent: n('sent'), failed: n('failed'), skipped: fromDb ? c.skipped ?? 0 : base.skipped ?? 0,
+      unknown: n('unknown'), remaining: 0, ratePerSecond: engine.observedRate(),
+      inFlight: engine.inFlightCount, throttled: engine.throttled,
     };
     snap.remaining = Math.max(0, total - snap.sent - snap.failed - snap.skipped - snap.unknown);
     if (!started) deps.progress.start(total, snap);
     else deps.progress.update(snap);
     started = true;
   };
-  void tick();
-  return setInterval(() => void tick(), 200);
+  const first = countRecipients(deps.db, campaignId).then((counts) => {
+    base = counts;
+    total = Object.values(counts).reduce((a, b) => a + b, 0);
+    frame(engine.counters.snapshot(), false);
+  }, () => undefined);
+  const timer = setInterval(() => {
+    if (started) frame(engine.counters.snapshot(), false);
+  }, 200);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await first;
+      const counts = await countRecipients(deps.db, campaignId).catch(() => null);
+      if (counts) frame(counts, true);
+    },
+  };
 }
 
 async function close(
@@ -271,6 +282,18 @@ async function dryRunResult(
     durationMs: performance.now() - began, achievedRate: 0, exitCode: EXIT.ok,
     message: `dry run: ${report.valid} of ${report.checked} pending recipients would be sent; ` +
       `${report.invalidPhones} invalid phones, ${report.invalidVariables} invalid variables`,
+  };
+}
+
+/** No row is pending or in between: the campaign is done, whatever it was marked. */
+async function nothingToSend(
+  db: Db, c: CampaignRow, report: PreflightReport, began: number,
+): Promise<SendResult> {
+  await changeStatus(db, c.id, { from: ['draft', 'paused', 'failed'], to: 'completed' });
+  const loaded = await loadCampaign(db, c.id);
+  return {
+    ...(await dryRunResult(db, c, report, began)),
+    campaignStatus: loaded?.status ?? c.status, message: 'nothing to send',
   };
 }
 
