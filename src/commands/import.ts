@@ -75,7 +75,9 @@ export async function importCommand(id: string, file: string, f: ImportFlags): P
     const report = await db.begin(async (tx) => {
       await lockCampaignImport(tx as unknown as Tx, cid);
       const status = await campaignStatus(tx as unknown as Tx, cid);
-      if (status === null) throw usageError('campaign_not_found', `campaign ${cid} does not exist`);
+      if (status === null) {
+        throw usageError('campaign_not_found', `campaign ${cid} does not exist`);
+      }
       if (status === 'cancelled') {
         throw usageError('campaign_cancelled', `campaign ${cid} is cancelled; it is never sent`);
       }
@@ -117,6 +119,14 @@ export async function importCsv(tx: Tx, cid: string, o: ImportOptions): Promise<
     max_record_size: 64 * 1024,
   });
   parser.on('skip', (err: CsvError & { lines?: number; raw?: string }) => {
+    // csv-parse stops reading after an oversized record: the rest of the file would be lost
+    // without a word, so the whole import fails instead (its transaction adds nobody).
+    if (err.code === 'CSV_MAX_RECORD_SIZE') {
+      parser.destroy(usageError('csv_unclosed_quote', `${o.file} line ${err.lines ?? '?'}: ` +
+        'a quoted field runs on for more than 64 KB, most likely a quote that is never ' +
+        'closed; fix the file and import it again'));
+      return;
+    }
     counts.rows++;
     counts.rejected++;
     void rejects.add(err.lines ?? 0, `malformed_row: ${err.message}`, err.raw ?? '');
@@ -128,6 +138,7 @@ export async function importCsv(tx: Tx, cid: string, o: ImportOptions): Promise<
     const records = input.pipe(parser) as AsyncIterable<ParsedRecord>;
     await pipeline(Readable.from(copyChunks(records, () => columns!, o, counts, rejects)), copy);
   } finally {
+    input.destroy();
     await rejects.close();
   }
   const accepted = await mergeStaging(tx, cid);

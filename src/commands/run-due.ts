@@ -98,7 +98,9 @@ async function runAll(
 }
 
 /** A failed unlock means the lock's connection is gone, and the session lock with it. */
-async function release(held: { id: string; release: () => Promise<void> }, log: Logger) {
+async function release(
+  held: { id: string; release: () => Promise<void> }, log: Logger,
+): Promise<void> {
   try {
     await held.release();
   } catch (err) {

@@ -374,6 +374,11 @@ export class Engine extends EventEmitter {
     this.wake();
   }
 
+  /** Reads the campaign's status now (a NOTIFY said it changed) instead of at the next beat. */
+  checkStatusNow(): void {
+    void this.beat();
+  }
+
   /** Wakes the loop (the planner calls it when reserved start slots arrive). */
   nudge(): void {
     this.wake();

@@ -21,6 +21,7 @@ import { SharedPlanner } from './shared-planner.js';
 import { ensureRateRow, readThrottle, reserveSlots, throttleShared } from '../db/rate.js';
 import { checkRecipients, settlePreflight, type PreflightReport } from './preflight.js';
 import { closingStatus, signalExit } from './closing.js';
+import { listenCampaign } from './listen.js';
 
 export interface SendOptions {
   campaignId: string;
@@ -150,6 +151,25 @@ async function sendAll(
   const { db } = deps;
   const account = (await loadCampaign(db, campaignId))!.account!;
   await ensureRateRow(db, account.phoneNumberId);
+  let current: Engine | null = null;
+  // NOTIFY makes an operator's pause felt at once; the heartbeat's status poll is the backstop.
+  const listener = await listenCampaign(db, campaignId, () => current?.checkStatusNow())
+    .catch((err: unknown) => {
+      deps.log.debug('listen', `LISTEN refused, polling only: ${(err as Error).message}`);
+      return null;
+    });
+  try {
+    return await passes(deps, o, campaignId, runId, spec, api, account, (e) => { current = e; });
+  } finally {
+    await listener?.close().catch(() => undefined);
+  }
+}
+
+async function passes(
+  deps: SendDeps, o: SendOptions, campaignId: string, runId: string, spec: TemplateSpec,
+  api: ApiClient, account: NonNullable<CampaignRow['account']>, onEngine: (e: Engine) => void,
+): Promise<EngineResult> {
+  const { db } = deps;
   for (let pass = 0; ; pass++) {
     let wake = () => {};
     const engine = new Engine({
@@ -176,6 +196,7 @@ async function sendAll(
       ...(deps.onStart ? { onStart: deps.onStart } : {}),
     });
     wake = () => engine.nudge();
+    onEngine(engine);
     const stopHere = (req: StopRequest, force: boolean) => engine.stop(req, force);
     deps.interrupt.onStop = stopHere;
     if (deps.interrupt.stop) engine.stop(deps.interrupt.stop);
