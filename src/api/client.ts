@@ -53,6 +53,8 @@ const NEVER_WRITTEN = new Set([
   'EAI_AGAIN',
   'UND_ERR_CONNECT_TIMEOUT',
   'UND_ERR_CLOSED',
+  // undici refuses a request it cannot encode (a header with a line break) before writing it.
+  'UND_ERR_INVALID_ARG',
 ]);
 
 /** undici's own timers back ours up; when one of them fires first it is still a timeout. */

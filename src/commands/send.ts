@@ -177,6 +177,12 @@ function token(value: string | null | undefined, accountId: string): string {
     throw usageError('no_token', `WHATSAPP_ACCESS_TOKEN is not set and account ${accountId} ` +
       'has no access_token; set one of them');
   }
+  // A token pasted with a line break (a CRLF .env file) cannot go in a header; undici would
+  // refuse every request. The token itself is never echoed.
+  if (/\s/.test(value)) {
+    throw usageError('bad_token', `the access token for account ${accountId} contains white ` +
+      'space or a line break; fix WHATSAPP_ACCESS_TOKEN or wa_accounts.access_token');
+  }
   return value;
 }
 

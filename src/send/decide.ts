@@ -67,15 +67,19 @@ export function decide(v: Verdict, row: RowAttempt, o: DecideOptions): Decision 
     case 'template_paused':
       return stop(giveBack, 'template_paused', v.code, detail,
         new Date(o.nowMs + TEMPLATE_PAUSE_MS));
-    case 'payload':
-      return stop(giveBack, 'payload', v.code, detail);
+    case 'payload': {
+      // The row that drew it fails (with Meta's details), so a resumed campaign moves on; the
+      // pause keeps a campaign-wide fault from failing thousands of rows the same way.
+      const failed = final(row, 'failed', attempts, v.code, detail);
+      return stop(failed.outcome, 'payload', v.code, detail);
+    }
     case 'campaign_throttle':
       // Throttle retries never count toward --max-attempts.
       return { kind: 'throttle', outcome: { ...wait, attempts: row.storedAttempts },
         delayMs: v.retryAfterMs };
     case 'recipient_throttle': {
       if (row.pairWaits >= MAX_PAIR_WAITS) {
-        return final(row, 'failed', row.storedAttempts, v.code, v.message);
+        return final(row, 'failed', attempts, v.code, v.message);
       }
       const delay = v.retryAfterMs ??
         Math.max(PAIR_RATE_MIN_WAIT_MS, backoffMs(row.pairWaits + 1, {}, o.random));

@@ -305,10 +305,15 @@ export class Engine extends EventEmitter {
         this.pending.push({ outcome: d.outcome, slot: true, retry: { row, at: now } });
         return;
       }
-      case 'stop':
-        this.pending.push({ outcome: d.outcome, slot: true });
+      case 'stop': {
+        // Only the first payload error fails its row; answers still in flight go back.
+        const repeat = this.stopReq?.pauseReason === 'payload' && d.stop.pauseReason === 'payload';
+        const outcome = repeat ? this.giveBack(row) : d.outcome;
+        this.pending.push({ outcome, slot: true });
+        if (outcome.status !== 'pending') this.counters.add(outcome.status);
         this.stop(d.stop);
         return;
+      }
     }
   }
 

@@ -27,6 +27,10 @@ export interface StartPlanner {
 const CUT = 0.5;
 const RAMP = 1.25;
 const RAMP_EVERY_MS = 1000;
+// A throttle spell ends once sending has gone on this long after the wait without another
+// throttle answer, even if the rate has not climbed all the way back: only continuous
+// throttling may pause a campaign.
+const SPELL_QUIET_MS = 1000;
 const DEFAULT_THROTTLE_WAIT_MS = 1000;
 
 /** The planner of one process, holding it to its own `--rate`. */
@@ -102,6 +106,10 @@ export class LocalPlanner implements StartPlanner {
   }
 
   tick(now: number): void {
+    const quietSince = Math.max(this.lastThrottleAt, this.gateUntil);
+    if (this.throttleSince !== null && now - quietSince > SPELL_QUIET_MS) {
+      this.throttleSince = null;
+    }
     if (!this.limiter.throttled) return;
     if (now - this.lastThrottleAt < RAMP_EVERY_MS || now - this.lastRampAt < RAMP_EVERY_MS) return;
     this.lastRampAt = now;

@@ -93,19 +93,23 @@ export async function runSend(deps: SendDeps, o: SendOptions): Promise<SendResul
   }
   if (deps.interrupt.stop) return interruptedEarly(db, campaign, report, deps.interrupt.stop, began);
 
+  // Built before the run registers, so a bad token is refused with nothing changed.
+  const api = deps.api(account);
   const registered = await registerRun(db, {
     campaignId: campaign.id, host: os.hostname(), pid: process.pid, leaseMs: o.leaseMs,
     options: { workers: o.workers, rate: o.ratePerSecond, join: o.join },
     runDue: o.runDue, join: o.join,
     from: ['draft', 'scheduled', 'paused', 'failed', 'completed'],
   });
-  if (!registered.ok) return refused(registered, campaign.id);
+  if (!registered.ok) {
+    await api.close();
+    return refused(registered, campaign.id);
+  }
   const runId = registered.runId;
   const runLog = log.child({ run: runId });
   runLog.info('run_started', `run ${runId} started`, { workers: o.workers,
     rate: Number.isFinite(o.ratePerSecond) ? o.ratePerSecond : 'unlimited' });
 
-  const api = deps.api(account);
   let result: EngineResult | null = null;
   let settled = report;
   try {
