@@ -186,6 +186,8 @@ export function program(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // Known before parsing, so a flag commander rejects still answers in JSON.
+  jsonErrors = argv.includes('--json');
   try {
     await program().parseAsync(argv);
   } catch (err) {
@@ -199,6 +201,11 @@ function fail(err: unknown): number {
   if (err instanceof CommanderError) {
     if (err.exitCode === 0 || err.code === 'commander.helpDisplayed' ||
       err.code === 'commander.version') return EXIT.ok;
+    // commander has already printed its message on stderr.
+    if (jsonErrors) {
+      writeStdout(JSON.stringify({ error: { code: err.code, message:
+        err.message.replace(/^error: /, '') } }) + '\n');
+    }
     return EXIT.usage;
   }
   const known = err instanceof WacampError;

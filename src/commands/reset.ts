@@ -37,8 +37,10 @@ export async function resetCommand(id: string, f: ResetFlags): Promise<number> {
       throw new WacampError('live_run', `run ${l.id} on ${l.host} (pid ${l.pid}) is sending ` +
         'this campaign; stop it first, or pass --force to fence it out', { exitCode: EXIT.liveRun });
     }
+    const fencedRuns: string[] = [];
     if (!f.dryRun) {
       for (const l of live) {
+        fencedRuns.push(l.id);
         await fenceRun(db, l.id);
         ctx.log.warn('fenced', `run ${l.id} on ${l.host} (pid ${l.pid}) fenced out: its lease ` +
           'is revoked and it can write nothing more');
@@ -47,7 +49,7 @@ export async function resetCommand(id: string, f: ResetFlags): Promise<number> {
     }
 
     const request = { failed: Boolean(f.failed), unknown: Boolean(f.unknown),
-      sent: Boolean(f.includeSent) };
+      sent: Boolean(f.includeSent), fencedRuns };
     let changes: ResetChanges;
     try {
       changes = await db.begin(async (tx) => {

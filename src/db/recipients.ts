@@ -142,7 +142,9 @@ export interface CycleResult { live: boolean; written: number; marked: string[] 
  * The run's one statement per dispatch cycle (group commit): renew the lease, write the outcomes
  * of finished requests, and mark the next group `sending` just before their requests start.
  * Outcome and mark never name the same row in one call. Nothing is written unless the run is
- * live, so a run that lost its lease sees `live: false` and must stop.
+ * live, so a run that lost its lease sees `live: false` and must stop. A row to mark may
+ * already be `sending`: an earlier cycle committed the mark but its answer was lost, and the
+ * caller, who never started that request, asks again.
  */
 export async function cycle(
   db: Db, runId: string, outcomes: readonly Outcome[], mark: readonly string[],
@@ -169,7 +171,8 @@ export async function cycle(
     marked AS (
       UPDATE campaign_recipients r SET status = 'sending', updated_at = now()
         FROM live
-       WHERE r.id = ANY($9::bigint[]) AND r.run_id = live.id AND r.status = 'claimed'
+       WHERE r.id = ANY($9::bigint[]) AND r.run_id = live.id
+         AND r.status IN ('claimed', 'sending')
       RETURNING r.id)
     SELECT EXISTS (SELECT 1 FROM live) AS live,
            (SELECT count(*)::int FROM done) AS written,

@@ -1,6 +1,10 @@
 import type { Db } from './connect.js';
 
-export interface ResetRequest { failed: boolean; unknown: boolean; sent: boolean }
+export interface ResetRequest {
+  failed: boolean; unknown: boolean; sent: boolean;
+  /** Runs fenced by this reset: their in-flight rows may still be answered, so stay unknown. */
+  fencedRuns: readonly string[];
+}
 
 export interface ResetChanges {
   claimedToPending: number;
@@ -23,18 +27,23 @@ export async function resetCampaign(
     AND w.ended_at IS NULL AND now() - w.heartbeat_at <= w.lease)`;
   const requeue = `status = 'pending', run_id = NULL, error_code = NULL, error_message = NULL,
     preflight_error = NULL, phone_e164 = NULL, updated_at = now()`;
-  const move = (from: string, set: string) => tx.unsafe(
+  const move = (from: string, set: string, spareFenced = false) => tx.unsafe(
     `UPDATE campaign_recipients r SET ${set}
-      WHERE r.campaign_id = $1 AND r.status = '${from}' AND ${notLive}`, [campaignId]);
+      WHERE r.campaign_id = $1 AND r.status = '${from}' AND ${notLive}
+        AND NOT ($3 AND coalesce(r.run_id = ANY($2::bigint[]), false))`,
+    [campaignId, [...r.fencedRuns], spareFenced] as never);
 
   const claimed = await move('claimed', `status = 'pending', run_id = NULL, updated_at = now()`);
+  // Re-queue first, then mark in-flight rows unknown: a row that was `sending` when the reset
+  // began must come out `unknown`, never `pending`.
+  const failed = r.failed ? await move('failed', requeue) : { count: 0 };
+  const unknown = r.unknown
+    ? await move('unknown', `${requeue}, message_id = NULL`, true) : { count: 0 };
+  const sent = r.sent ? await move('sent',
+    `${requeue}, message_id = NULL, message_status = NULL, sent_at = NULL`) : { count: 0 };
   const sending = await move('sending', `status = 'unknown', error_code = 'outcome_unknown',
     error_message = 'reset found its request in flight; it may have been delivered',
     updated_at = now()`);
-  const failed = r.failed ? await move('failed', requeue) : { count: 0 };
-  const unknown = r.unknown ? await move('unknown', `${requeue}, message_id = NULL`) : { count: 0 };
-  const sent = r.sent ? await move('sent',
-    `${requeue}, message_id = NULL, message_status = NULL, sent_at = NULL`) : { count: 0 };
 
   const [c] = await tx<{ status: string }[]>`
     WITH left_over AS (

@@ -94,6 +94,14 @@ export async function registerRun(db: Db, req: RegisterRequest): Promise<Registe
   });
 }
 
+/**
+ * Serialises a transaction with every other registration and closing on one campaign, so two
+ * runs ending together cannot each leave the campaign to the other.
+ */
+export async function lockCampaign(tx: Db, campaignId: string): Promise<void> {
+  await tx`SELECT pg_advisory_xact_lock(hashtext('wacamp.campaign:' || ${campaignId}))`;
+}
+
 /** Renews the lease; false once it is lost (ended by someone else, or already expired). */
 export async function heartbeat(db: Db, runId: string): Promise<boolean> {
   const rows = await db`

@@ -172,7 +172,7 @@ export class Engine extends EventEmitter {
 
   private async refill(): Promise<void> {
     try {
-      const rows = await this.d.store.claim(this.claimBatch);
+      const rows = await this.guarded(this.d.store.claim(this.claimBatch));
       if (rows.length < this.claimBatch) this.exhausted = true;
       for (const claimed of rows) this.admitRow(claimed);
     } catch (err) {
@@ -197,47 +197,48 @@ export class Engine extends EventEmitter {
     this.buffer.push({ claimed, body: prepared.body, attempt: 0, pairWaits: 0 });
   }
 
-  /** Rows for the free slots that the rate allows within the horizon, with their start times. */
-  private choose(now: number): { row: Row; at: number }[] {
+  /** Rows for the free slots that the rate allows within the horizon. */
+  private choose(now: number): Row[] {
     const free = this.o.workers - this.slots;
     if (free <= 0) return [];
     this.retries.sort((a, b) => a.at - b.at);
     const due = this.retries.filter((r) => r.at <= now).length;
-    const wanted = Math.min(free, due + this.buffer.length);
-    if (wanted === 0) return [];
-    const times = this.d.planner.plan(wanted, now, PLAN_HORIZON_MS);
-    const chosen: { row: Row; at: number }[] = [];
-    for (const at of times) {
+    const wanted = this.d.planner.capacity(Math.min(free, due + this.buffer.length), now,
+      PLAN_HORIZON_MS);
+    const chosen: Row[] = [];
+    for (let i = 0; i < wanted; i++) {
       const next = this.retries[0] && this.retries[0].at <= now ? this.retries.shift() : undefined;
       const row = next?.row ?? this.buffer.shift();
       if (!row) break;
-      chosen.push({ row, at });
+      chosen.push(row);
     }
     this.slots += chosen.length;
     return chosen;
   }
 
-  /** One group-commit statement: outcomes so far, plus `sending` marks for the chosen rows. */
-  private async commit(chosen: { row: Row; at: number }[]): Promise<boolean> {
+  /**
+   * One group-commit statement: outcomes so far, plus `sending` marks for the chosen rows.
+   * Start times are planned only once the marks are committed, so a slow round trip never
+   * turns into a burst of overdue starts.
+   */
+  private async commit(chosen: Row[]): Promise<boolean> {
     const batch = this.pending;
     this.pending = [];
     const askedAt = performance.now();
-    let result: CycleResult;
+    let result: CycleResult | null;
     try {
-      result = await this.d.store.cycle(
-        batch.map((p) => p.outcome), chosen.map((c) => c.row.claimed.id));
+      result = await this.guarded(this.d.store.cycle(
+        batch.map((p) => p.outcome), chosen.map((row) => row.claimed.id)));
     } catch (err) {
       this.emit('db_error', err);
-      this.pending = batch.concat(this.pending);
-      this.slots -= chosen.length;
-      for (const c of chosen.reverse()) this.buffer.unshift(c.row);
-      return false;
+      result = null;
     }
-    if (!result.live) {
+    if (!result || !result.live) {
       this.pending = batch.concat(this.pending);
       this.slots -= chosen.length;
-      this.loseLease();
-      return true;
+      this.buffer.unshift(...chosen);
+      if (result && !result.live) this.loseLease();
+      return result !== null;
     }
     this.lastLiveAt = askedAt;
     for (const p of batch) {
@@ -245,16 +246,38 @@ export class Engine extends EventEmitter {
       if (p.retry) this.retries.push(p.retry);
     }
     const marked = new Set(result.marked);
-    const ready: { item: Row; at: number }[] = [];
-    for (const c of chosen) {
-      if (marked.has(c.row.claimed.id)) ready.push({ item: c.row, at: c.at });
-      else this.slots--;
-    }
-    this.startQueue.add(ready);
+    const rows = chosen.filter((row) => marked.has(row.claimed.id));
+    this.slots -= chosen.length - rows.length;
+    const now = performance.now();
+    const times = this.d.planner.plan(rows.length, now, PLAN_HORIZON_MS);
+    this.startQueue.add(rows.map((item, i) => ({ item, at: times[i] })));
     return true;
   }
 
-  private start(row: Row, now: number): void {
+  /**
+   * A database call raced against the lease: when the network goes silent a statement may
+   * never settle, and the run must still stop once its lease is gone.
+   */
+  private guarded<T>(work: Promise<T>): Promise<T> {
+    const left = this.lastLiveAt + this.o.leaseMs - performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    const expiry = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.loseLease();
+        reject(new Error('no answer from the database within the lease'));
+      }, Math.max(0, left) + 10);
+    });
+    return Promise.race([work, expiry]).finally(() => clearTimeout(timer));
+  }
+
+  /** Starts one request; false (and nothing sent) once the lease is gone. */
+  private start(row: Row, now: number): boolean {
+    if (now - this.lastLiveAt >= this.o.leaseMs || this.stopReq?.kind === 'lease_lost') {
+      this.pending.push({ slot: true, outcome: this.giveBack(row) });
+      // After the queue has put its remaining items back, so loseLease drains them all.
+      queueMicrotask(() => this.loseLease());
+      return false;
+    }
     row.attempt++;
     this.inFlight++;
     this.counters.add('requests');
@@ -264,6 +287,7 @@ export class Engine extends EventEmitter {
       (err: unknown) => this.answered(row, { kind: 'network', errorCode: String(err),
         requestWritten: true }),
     );
+    return true;
   }
 
   private answered(row: Row, facts: ResponseFacts): void {

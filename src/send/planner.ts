@@ -7,6 +7,8 @@ import type { StopRequest } from './decide.js';
  * it; throttling answers from Meta cut the pace here and it climbs back here.
  */
 export interface StartPlanner {
+  /** How many starts `plan` would give within the horizon, at most `max`, taking none. */
+  capacity(max: number, now: number, horizonMs: number): number;
   plan(n: number, now: number, horizonMs: number): number[];
   admit(now: number): number;
   nextFree(now: number): number;
@@ -61,6 +63,11 @@ export class LocalPlanner implements StartPlanner {
 
   observedRate(now: number): number {
     return this.meter.perSecond(now);
+  }
+
+  capacity(max: number, now: number, horizonMs: number): number {
+    if (now < this.gateUntil) return 0;
+    return this.limiter.capacity(max, now, horizonMs);
   }
 
   plan(n: number, now: number, horizonMs: number): number[] {

@@ -76,6 +76,15 @@ export class RateLimiter {
     return times;
   }
 
+  /** How many starts `plan` would give now, at most `max`, without taking them. */
+  capacity(max: number, now: number, horizonMs: number): number {
+    const rate = this.effectiveRate;
+    if (!Number.isFinite(rate)) return max;
+    const first = Math.max(now, this.tat);
+    if (first > now + horizonMs) return 0;
+    return Math.min(max, 1 + Math.floor((now + horizonMs - first) / (1000 / rate)));
+  }
+
   /** When the schedule has room again (for a caller that got no times from `plan`). */
   nextFree(now: number): number {
     return Math.max(now, this.tat);

@@ -8,7 +8,9 @@ import {
   applyPreflight, claim, cycle, releaseLeftovers, sendableCount, unpreparedCount,
   type Outcome,
 } from '../db/recipients.js';
-import { finishRun, heartbeatWithStatus, liveRuns, registerRun } from '../db/runs.js';
+import {
+  finishRun, heartbeatWithStatus, liveRuns, lockCampaign, registerRun,
+} from '../db/runs.js';
 import { EXIT, WacampError, usageError } from '../errors.js';
 import type { Logger } from '../output/logger.js';
 import type { ProgressView } from '../output/progress.js';
@@ -174,6 +176,11 @@ async function passes(
   api: ApiClient, account: NonNullable<CampaignRow['account']>, onEngine: (e: Engine) => void,
 ): Promise<EngineResult> {
   const { db } = deps;
+  const total: Record<string, number> = {};
+  const summed = (r: EngineResult): EngineResult => {
+    for (const [k, v] of Object.entries(r.counts)) total[k] = (total[k] ?? 0) + v;
+    return { ...r, counts: { ...total } };
+  };
   for (let pass = 0; ; pass++) {
     let wake = () => {};
     const engine = new Engine({
@@ -207,7 +214,7 @@ async function passes(
     engine.on('db_error', (err: unknown) =>
       deps.log.warn('db_error', `database error: ${(err as Error).message}; retrying`));
     const ticker = startProgress(deps, engine, campaignId);
-    const result = await engine.run().finally(() => ticker.stop());
+    const result = summed(await engine.run().finally(() => ticker.stop()));
     if (result.stop || pass >= 3) return result;
     // Rows the app added during the run, and duplicates whose twin was claimed meanwhile.
     if ((await unpreparedCount(db, campaignId)) > 0) {
@@ -289,9 +296,14 @@ async function close(
   if (leftovers > 0) {
     deps.log.warn('leftovers', `${leftovers} row(s) marked but never requested went back to pending`);
   }
-  const closing = await closingStatus(db, campaignId, runId, stop);
-  if (closing.change) await changeStatus(db, campaignId, closing.change);
-  await finishRun(db, runId, closing.outcome, stop?.detail ?? null, runCounts);
+  const closing = await db.begin(async (sql) => {
+    const tx = sql as unknown as Db;
+    await lockCampaign(tx, campaignId);
+    const c = await closingStatus(tx, campaignId, runId, stop);
+    if (c.change) await changeStatus(tx, campaignId, c.change);
+    await finishRun(tx, runId, c.outcome, stop?.detail ?? null, runCounts);
+    return c;
+  });
   const counts = await countRecipients(db, campaignId);
   const campaign = await loadCampaign(db, campaignId);
   return { ...base, campaignStatus: campaign?.status ?? 'unknown', counts,

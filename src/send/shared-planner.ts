@@ -67,6 +67,18 @@ export class SharedPlanner implements StartPlanner {
     return this.local.observedRate(now);
   }
 
+  capacity(max: number, now: number, horizonMs: number): number {
+    const own = this.local.capacity(max, now, horizonMs);
+    if (this.shared.maxRate === null) return own;
+    while (this.slots.length > 0 && this.slots[0]! < now - STALE_SLOT_MS) this.slots.shift();
+    let ready = 0;
+    while (ready < this.slots.length && ready < own && this.slots[ready]! <= now + horizonMs) {
+      ready++;
+    }
+    if (this.slots.length < this.chunk) this.refill();
+    return ready;
+  }
+
   plan(n: number, now: number, horizonMs: number): number[] {
     if (this.shared.maxRate === null) return this.local.plan(n, now, horizonMs);
     while (this.slots.length > 0 && this.slots[0]! < now - STALE_SLOT_MS) this.slots.shift();

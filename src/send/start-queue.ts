@@ -13,15 +13,22 @@ export class StartQueue<T> {
   constructor(
     private readonly planner: StartPlanner,
     private readonly horizonMs: number,
-    private readonly start: (item: T, now: number) => void,
+    /** Returns false to stop starting altogether (the lease is gone). */
+    private readonly start: (item: T, now: number) => boolean,
   ) {}
 
   get length(): number {
     return this.queue.length;
   }
 
-  add(entries: readonly { item: T; at: number }[]): void {
-    for (const e of entries) this.queue.push({ ...e, unslotted: false });
+  /** Entries without a time wait for one from the planner. */
+  add(entries: readonly { item: T; at: number | undefined }[]): void {
+    const now = performance.now();
+    for (const e of entries) {
+      this.queue.push(e.at === undefined
+        ? { item: e.item, at: now, unslotted: true }
+        : { item: e.item, at: e.at, unslotted: false });
+    }
     this.pump();
   }
 
@@ -41,7 +48,7 @@ export class StartQueue<T> {
     const now = performance.now();
     let wakeAt = Infinity;
     const waiting: typeof this.queue = [];
-    for (const q of this.queue) {
+    for (const [i, q] of this.queue.entries()) {
       if (q.unslotted ? q.at <= now : this.planner.late(q.at, now)) {
         const [at] = this.planner.plan(1, now, this.horizonMs);
         q.unslotted = at === undefined;
@@ -53,7 +60,11 @@ export class StartQueue<T> {
         wakeAt = Math.min(wakeAt, now + wait);
         continue;
       }
-      this.start(q.item, now);
+      if (!this.start(q.item, now)) {
+        // Stopped: whatever is left stays queued for the owner to drain.
+        this.queue = waiting.concat(this.queue.slice(i + 1));
+        return;
+      }
     }
     this.queue = waiting;
     if (wakeAt < Infinity) {
