@@ -168,7 +168,7 @@ export async function sendWith(
       const { writeFile } = await import('node:fs/promises');
       await writeFile(f.traceStarts, JSON.stringify(starts));
     }
-    await db.end({ timeout: 5 });
+    await db.end({ timeout: 2 });
   }
 }
 

@@ -24,6 +24,7 @@ import { ensureRateRow, readThrottle, reserveSlots, throttleShared } from '../db
 import { checkRecipients, settlePreflight, type PreflightReport } from './preflight.js';
 import { closingStatus, signalExit } from './closing.js';
 import { listenCampaign } from './listen.js';
+import { within } from '../deadline.js';
 
 export interface SendOptions {
   campaignId: string;
@@ -167,7 +168,7 @@ async function sendAll(
   try {
     return await passes(deps, o, campaignId, runId, spec, api, account, (e) => { current = e; });
   } finally {
-    await listener?.close().catch(() => undefined);
+    if (listener) await within(listener.close(), 1000, undefined);
   }
 }
 
@@ -267,8 +268,8 @@ function startProgress(
   return {
     async stop() {
       clearInterval(timer);
-      await first;
-      const counts = await countRecipients(deps.db, campaignId).catch(() => null);
+      await within(first, 1000, undefined);
+      const counts = await within(countRecipients(deps.db, campaignId), 1000, null);
       if (counts) frame(counts, true);
     },
   };
