@@ -2,6 +2,7 @@ import { mkdir, open, readdir, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type { Db } from './db/connect.js';
 import { applyJournalOutcomes, type Outcome } from './db/recipients.js';
+import { pidAlive } from './db/recovery.js';
 
 /**
  * Outcomes a run could not write before it exited (the database was gone, or its lease was)
@@ -37,30 +38,58 @@ export async function writeJournal(
   return file;
 }
 
+/** Journals not yet applied, including ones a command claimed and then died holding. */
 export async function pendingJournals(home: string, key: string): Promise<string[]> {
+  let names: string[];
   try {
-    return (await readdir(dir(home, key))).filter((f) => /^run-\d+\.ndjson$/.test(f));
+    names = await readdir(dir(home, key));
   } catch {
     return [];
   }
+  return names.filter((f) => {
+    const m = /^run-\d+\.ndjson(?:\.applying-(\d+))?$/.exec(f);
+    return m !== null && (m[1] === undefined || !pidAlive(Number(m[1])));
+  });
 }
 
+/**
+ * Applies every pending journal of this database. A file is claimed by renaming it first, so
+ * two commands starting together never apply one twice nor trip over each other. A last line
+ * cut short (the process died mid-append, before the fsync) is set aside and reported: the
+ * whole lines before it are applied.
+ */
 export async function applyJournals(
   db: Db, home: string,
-): Promise<{ applied: number; runs: string[] }> {
+): Promise<{ applied: number; runs: string[]; torn: number }> {
   const key = await databaseKey(db);
   const files = await pendingJournals(home, key);
   let applied = 0;
+  let torn = 0;
   const runs: string[] = [];
   for (const name of files) {
-    const file = path.join(dir(home, key), name);
+    const found = path.join(dir(home, key), name);
+    const file = found.replace(/\.applying-\d+$/, '');
+    const claimed = `${file}.applying-${process.pid}`;
+    try {
+      await rename(found, claimed);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw err;
+    }
     const runId = /^run-(\d+)/.exec(name)![1]!;
-    const outcomes = (await readFile(file, 'utf8')).split('\n').filter(Boolean)
-      .map((line) => JSON.parse(line) as Outcome);
+    const outcomes: Outcome[] = [];
+    for (const line of (await readFile(claimed, 'utf8')).split('\n')) {
+      if (!line) continue;
+      try {
+        outcomes.push(JSON.parse(line) as Outcome);
+      } catch {
+        torn++;
+      }
+    }
     applied += await applyJournalOutcomes(db, runId, outcomes);
     runs.push(runId);
     // Kept, renamed, for the operator's records; never applied twice.
-    await rename(file, `${file}.applied-${Date.now()}`);
+    await rename(claimed, `${file}.applied-${Date.now()}`);
   }
-  return { applied, runs };
+  return { applied, runs, torn };
 }

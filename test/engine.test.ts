@@ -41,7 +41,7 @@ function busiestSecond(times: number[]): number {
  * then start each row whose time has come through the window guard. Returns the start times.
  */
 function simulate(planner: LocalPlanner, total: number, workers: number,
-  commitMs: () => number): number[] {
+  commitMs: () => number, timerLateMs: (start: number) => number = () => 0): number[] {
   // The engine's protocol: ask how many may start within the horizon, commit their `sending`
   // marks (a round trip), and only then plan their start times.
   const starts: number[] = [];
@@ -55,7 +55,8 @@ function simulate(planner: LocalPlanner, total: number, workers: number,
     now += commitMs();
     const times = planner.plan(wanted, now, 50);
     for (const at of times) {
-      now = Math.max(now, at);
+      // The start queue's timer may fire late (a busy event loop, a GC pause).
+      if (at > now) now = at + timerLateMs(starts.length);
       for (let wait = planner.admit(now); wait > 0; wait = planner.admit(now)) now += wait;
       starts.push(now);
     }
@@ -96,11 +97,12 @@ describe('RateLimiter: the GCRA schedule', () => {
 describe('RateLimiter: the window guard on actual starts', () => {
   it('admits `rate` starts in a second, then says how long to wait', () => {
     const l = new RateLimiter(3);
-    expect([l.admit(0), l.admit(10), l.admit(20)]).toEqual([0, 0, 0]);
-    expect(l.admit(30)).toBe(970);
+    // Half the interval apart at least (a catch-up goes at most twice the pace).
+    expect([l.admit(0), l.admit(200), l.admit(400)]).toEqual([0, 0, 0]);
+    expect(l.admit(600)).toBe(400);
     expect(l.admit(999)).toBe(1);
     expect(l.admit(1000)).toBe(0);
-    expect(l.admit(1005)).toBe(5);
+    expect(l.admit(1100)).toBeCloseTo(500 / 3 - 100);
   });
 
   it('holds any window to the rate whatever the callers do (random start attempts)', () => {
@@ -161,8 +163,8 @@ describe('RateLimiter: throttle cut and ramp', () => {
   it('the guard follows the cut: after halving 10/s, 5 starts fill a second', () => {
     const l = new RateLimiter(10);
     l.cut(0.5, 10);
-    for (let i = 0; i < 5; i++) expect(l.admit(i)).toBe(0);
-    expect(l.admit(5)).toBe(995);
+    for (let i = 0; i < 5; i++) expect(l.admit(i * 100)).toBe(0);
+    expect(l.admit(500)).toBe(500);
   });
 });
 
@@ -248,6 +250,25 @@ describe('LocalPlanner', () => {
     expect(busiestSecond(starts)).toBeLessThanOrEqual(50);
     // The first requests also travel slower (new connections): 8 ms late on arrival.
     const arrivals = starts.map((s, i) => s + (i < 3 ? 8 : 0));
+    expect(busiestSecond(arrivals)).toBeLessThanOrEqual(51);
+  });
+
+  // Bug for the lead (src/send/start-queue.ts pump with the window guard in
+  // src/send/rate-limiter.ts admit): when the queue's timer fires late, every row whose planned
+  // time has passed starts in the same pump, back to back, and the window guard, which counts
+  // only the last `rate` starts, lets the same burst through again one second later, at the
+  // window's edge. wacamp's own windows hold, but a few ms of jitter then puts 52-53 arrivals
+  // into one second (seen end to end in test/send-e2e.test.ts, in 3-4 runs of 10 on a quiet
+  // machine). A fix: admit() also refusing a start sooner than 1/rate after the previous one,
+  // so starts never bunch and any jittered window holds at most rate + 1.
+  it('a late timer does not turn a few ms of jitter into more than rate + 1', () => {
+    // One timer, for the 100th start, fires 50 ms late (a GC pause); commits are quick.
+    const starts = simulate(new LocalPlanner(50), 300, 20, () => 1,
+      (i) => (i === 100 ? 50 : 0));
+    expect(busiestSecond(starts)).toBeLessThanOrEqual(50);
+    // The requests started in that burst reach the server 8 ms later than the rest.
+    const late = starts[100]!;
+    const arrivals = starts.map((t) => t + (t >= late && t < late + 5 ? 8 : 0));
     expect(busiestSecond(arrivals)).toBeLessThanOrEqual(51);
   });
 });

@@ -311,10 +311,9 @@ describe('reset', () => {
     expect(await campaignStatus(t.db, campaignId)).toBe('paused');
   });
 
-  // Bug for the lead: src/db/reset.ts resetCampaign moves `sending` → `unknown` first and then,
-  // under --unknown, every `unknown` row → `pending` in the same transaction, so a row that was
-  // `sending` when reset began comes out `pending` — a request that may be in flight is queued
-  // again. The operator's --yes covered only the unknown rows counted before.
+  // Once a bug: resetCampaign moved `sending` → `unknown` and then, under --unknown, every
+  // `unknown` row → `pending` in the same transaction, so a request that may have been in
+  // flight was queued again, beyond what the operator's --yes had counted.
   it('--unknown --yes never turns a sending row into pending', async () => {
     t = await createTestDatabase();
     const { campaignId } = await campaignIn(t.db, ['unknown', 'sending'], { owner: 'ended' });
@@ -323,8 +322,8 @@ describe('reset', () => {
     expect(await statusCounts(t.db, campaignId)).toEqual({ pending: 1, unknown: 1 });
   });
 
-  // The same bug through --force: fenceRun turns the live run's in-flight rows unknown, then
-  // resetCampaign re-queues them. The next send would message people whose request was open.
+  // The same bug through --force: fenceRun turned the live run's in-flight rows unknown, then
+  // resetCampaign re-queued them, so the next send would message people whose request was open.
   it('--force --unknown --yes leaves the fenced run\'s in-flight rows unknown',
     async () => {
       t = await createTestDatabase();

@@ -68,10 +68,7 @@ describe('kill -9 while the API holds every request in flight for 5 s', () => {
     expect(status.stdout).toContain(`wacamp reset ${campaignId} --unknown --yes`);
   }, 60_000);
 
-  // BUG (src/output/summary.ts sendSummary): the summary prints UNKNOWN_HELP as is, so its
-  // command reads "wacamp reset <id> --unknown --yes" with a literal <id>; `status` replaces it
-  // with the campaign's id (src/commands/status.ts). Expected: the summary names the campaign,
-  // so the command can be copied and run.
+  // Regression (fixed in edf1813): the summary printed the command with a literal <id>.
   it('the send summary\'s re-queue command names the campaign', async () => {
     const t = await h.database();
     const { campaignId } = await seedTestCampaign(t.db, { n: 20 });

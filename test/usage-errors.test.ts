@@ -351,9 +351,8 @@ describe('the environment', () => {
 });
 
 describe('--json on every error', () => {
-  // Bug for whoever owns src/cli.ts: commander's own parse errors (unknown option, missing
-  // argument) go through fail() before any action ran, so `jsonErrors` is still false and
-  // stdout stays empty, although issue 2 says --json prints one object, errors included.
+  // Once a bug: commander's own parse errors (unknown option, missing argument) reached fail()
+  // before any action had seen --json, so stdout stayed empty.
   it('an unknown option under --json still prints one JSON error object', async () => {
     const r = await cli(['send', SOME_ID, '--json', '--bogus'], envFor());
     expect(r.code).toBe(2);

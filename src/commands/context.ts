@@ -93,6 +93,10 @@ async function ensureMigrated(db: Db, embedded: boolean): Promise<void> {
 /** Settles dead runs and applies journals before a command reads or writes campaigns. */
 export async function recover(ctx: Context, db: Db): Promise<void> {
   const journal = await applyJournals(db, ctx.env.home);
+  if (journal.torn > 0) {
+    ctx.log.warn('journal_torn', `${journal.torn} journal line(s) were cut short (the writer ` +
+      'died mid-append) and were set aside; the rows they named are recovered as unknown');
+  }
   if (journal.applied > 0) {
     ctx.log.warn('journal_applied', `applied ${journal.applied} outcome(s) from the journal ` +
       `of run(s) ${journal.runs.join(', ')}`);

@@ -6,7 +6,8 @@
  *   1/rate apart, so a late timer never makes the schedule drift and the achieved rate stays on
  *   target;
  * - a sliding-window guard over the last `limit` actual starts, so that when a late start is
- *   followed by an on-time one, no window [t, t + 1 s) ever holds more than `limit` starts.
+ *   followed by an on-time one, no window [t, t + 1 s) ever holds more than `limit` starts,
+ *   and actual starts are never closer than half the interval.
  * A throttle cut multiplies the rate by `factor`; an unlimited limiter that is cut first takes
  * the rate it was observed to reach as its base.
  */
@@ -96,11 +97,18 @@ export class RateLimiter {
    */
   admit(now: number): number {
     if (this.ring.length === 0) return 0;
+    // Catching up after a late timer may go at most twice the pace: a burst of overdue starts
+    // would otherwise turn a few ms of network jitter into more than rate + 1 arrivals a second.
+    const last = this.filled > 0 ? this.ring[(this.head - 1 + this.ring.length) % this.ring.length]!
+      : -Infinity;
+    const minGap = 500 / this.effectiveRate;
+    // A wait is never shorter than MIN_WAIT_MS, or float rounding could ask for femtoseconds.
+    if (now - last < minGap) return Math.max(MIN_WAIT_MS, minGap - (now - last));
     const limit = Math.min(this.ring.length, Math.max(1, Math.floor(this.effectiveRate + 1e-9)));
     if (this.filled >= limit) {
       const back = (this.head - limit + this.ring.length * 2) % this.ring.length;
       const elapsed = now - this.ring[back]!;
-      if (elapsed < 1000) return 1000 - elapsed;
+      if (elapsed < 1000) return Math.max(MIN_WAIT_MS, 1000 - elapsed);
     }
     this.ring[this.head] = now;
     this.head = (this.head + 1) % this.ring.length;
@@ -108,6 +116,8 @@ export class RateLimiter {
     return 0;
   }
 }
+
+const MIN_WAIT_MS = 1e-3;
 
 function ringFor(rate: number): Float64Array {
   return new Float64Array(Number.isFinite(rate) ? Math.max(1, Math.ceil(rate)) : 0);

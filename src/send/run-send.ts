@@ -290,7 +290,7 @@ async function close(
 
   if (stop?.kind === 'lease_lost') {
     // The lease is gone: every write would be fenced, and the database may be away.
-    return { ...base, campaignStatus: 'unknown', counts: runCounts, exitCode: EXIT.error,
+    return { ...base, campaignStatus: 'unknown', counts: {}, exitCode: EXIT.error,
       message: `stopped: ${stop.detail}; the next command recovers the campaign` };
   }
   const leftovers = await releaseLeftovers(db, runId);
