@@ -97,12 +97,12 @@ describe('RateLimiter: the GCRA schedule', () => {
 describe('RateLimiter: the window guard on actual starts', () => {
   it('admits `rate` starts in a second, then says how long to wait', () => {
     const l = new RateLimiter(3);
-    // Half the interval apart at least (a catch-up goes at most twice the pace).
-    expect([l.admit(0), l.admit(200), l.admit(400)]).toEqual([0, 0, 0]);
-    expect(l.admit(600)).toBe(400);
+    // 0.9 of the interval apart at least (a catch-up goes at most a tenth faster).
+    expect([l.admit(0), l.admit(300), l.admit(600)]).toEqual([0, 0, 0]);
+    expect(l.admit(900)).toBe(100);
     expect(l.admit(999)).toBe(1);
     expect(l.admit(1000)).toBe(0);
-    expect(l.admit(1100)).toBeCloseTo(500 / 3 - 100);
+    expect(l.admit(1100)).toBeCloseTo(200);
   });
 
   it('holds any window to the rate whatever the callers do (random start attempts)', () => {
@@ -163,8 +163,8 @@ describe('RateLimiter: throttle cut and ramp', () => {
   it('the guard follows the cut: after halving 10/s, 5 starts fill a second', () => {
     const l = new RateLimiter(10);
     l.cut(0.5, 10);
-    for (let i = 0; i < 5; i++) expect(l.admit(i * 100)).toBe(0);
-    expect(l.admit(500)).toBe(500);
+    for (let i = 0; i < 5; i++) expect(l.admit(i * 180)).toBe(0);
+    expect(l.admit(900)).toBe(100);
   });
 });
 

@@ -96,13 +96,15 @@ const LIVE_RUN = `SELECT id FROM wacamp_runs
  * were normalised by another run a moment ago can never both be claimed.
  */
 export async function claim(
-  db: Db, runId: string, campaignId: string, limit: number,
+  db: Db, runId: string, campaignId: string, limit: number, afterId = '0',
 ): Promise<ClaimedRow[]> {
+  // `afterId` is the run's keyset cursor: without it every claim would walk past all the rows
+  // already sent, and a million-row campaign would slow down quadratically.
   const rows = await db.unsafe<Record<string, unknown>[]>(`
     WITH live AS (${LIVE_RUN}),
     pick AS (
       SELECT r.id FROM campaign_recipients r
-       WHERE r.campaign_id = $2 AND r.status = 'pending'
+       WHERE r.campaign_id = $2 AND r.status = 'pending' AND r.id > $4
          AND r.phone_e164 IS NOT NULL AND r.preflight_error IS NULL
          AND NOT EXISTS (
            SELECT 1 FROM campaign_recipients o
@@ -114,7 +116,7 @@ export async function claim(
        SET status = 'claimed', run_id = live.id, updated_at = now()
       FROM pick, live
      WHERE r.id = pick.id
-    RETURNING r.id, r.phone_e164, r.variables, r.attempts`, [runId, campaignId, limit]);
+    RETURNING r.id, r.phone_e164, r.variables, r.attempts`, [runId, campaignId, limit, afterId]);
   return rows
     .map((r) => ({
       id: String(r.id), phoneE164: r.phone_e164 as string, variables: r.variables,
@@ -166,12 +168,14 @@ export async function cycle(
         FROM unnest($2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[],
                     $8::text[]) AS w(id, status, attempts, message_id, message_status,
                                      error_code, error_message), live
-       WHERE r.id = w.id AND r.run_id = live.id AND r.status IN ('sending', 'claimed')
+       -- run_id + 0: keeps the planner on the primary key; through the run_id index it would
+       -- read every row the run owns on each cycle.
+       WHERE r.id = w.id AND r.run_id + 0 = live.id AND r.status IN ('sending', 'claimed')
       RETURNING r.id),
     marked AS (
       UPDATE campaign_recipients r SET status = 'sending', updated_at = now()
         FROM live
-       WHERE r.id = ANY($9::bigint[]) AND r.run_id = live.id
+       WHERE r.id = ANY($9::bigint[]) AND r.run_id + 0 = live.id
          AND r.status IN ('claimed', 'sending')
       RETURNING r.id)
     SELECT EXISTS (SELECT 1 FROM live) AS live,

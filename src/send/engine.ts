@@ -18,7 +18,8 @@ import { StartQueue } from './start-queue.js';
  * so rows in `sending` never outnumber the workers.
  */
 export interface EngineStore {
-  claim(limit: number): Promise<ClaimedRow[]>;
+  /** Up to `limit` sendable rows with ids above `afterId` (the run's keyset cursor). */
+  claim(limit: number, afterId: string): Promise<ClaimedRow[]>;
   cycle(outcomes: Outcome[], mark: string[]): Promise<CycleResult>;
   /** Renews the lease and reads the campaign's status (another writer may have paused it). */
   heartbeat(): Promise<{ live: boolean; campaignStatus: string | undefined }>;
@@ -74,6 +75,8 @@ export class Engine extends EventEmitter {
   private slots = 0;
   private inFlight = 0;
   private exhausted = false;
+  // Rows given back below the cursor are picked up by the run's next pass (run-send.ts).
+  private cursor = '0';
   private stopReq: StopRequest | null = null;
   private forced = false;
   private readonly abort = new AbortController();
@@ -122,6 +125,7 @@ export class Engine extends EventEmitter {
     const beat = setInterval(() => void this.beat(), Math.min(HEARTBEAT_MAX_MS, this.o.leaseMs / 6));
     let drainTimer: NodeJS.Timeout | null = null;
     let dbFailures = 0;
+
     try {
       for (;;) {
         const now = performance.now();
@@ -172,8 +176,10 @@ export class Engine extends EventEmitter {
 
   private async refill(): Promise<void> {
     try {
-      const rows = await this.guarded(this.d.store.claim(this.claimBatch));
+      const rows = await this.guarded(this.d.store.claim(this.claimBatch, this.cursor));
       if (rows.length < this.claimBatch) this.exhausted = true;
+      const last = rows[rows.length - 1];
+      if (last) this.cursor = last.id;
       for (const claimed of rows) this.admitRow(claimed);
     } catch (err) {
       this.emit('db_error', err);

@@ -7,7 +7,7 @@
  *   target;
  * - a sliding-window guard over the last `limit` actual starts, so that when a late start is
  *   followed by an on-time one, no window [t, t + 1 s) ever holds more than `limit` starts,
- *   and actual starts are never closer than half the interval.
+ *   and actual starts are never closer than 0.9 of the interval.
  * A throttle cut multiplies the rate by `factor`; an unlimited limiter that is cut first takes
  * the rate it was observed to reach as its base.
  */
@@ -97,19 +97,21 @@ export class RateLimiter {
    */
   admit(now: number): number {
     if (this.ring.length === 0) return 0;
-    // Catching up after a late timer may go at most twice the pace: a burst of overdue starts
-    // would otherwise turn a few ms of network jitter into more than rate + 1 arrivals a second.
-    const last = this.filled > 0 ? this.ring[(this.head - 1 + this.ring.length) % this.ring.length]!
-      : -Infinity;
-    const minGap = 500 / this.effectiveRate;
-    // A wait is never shorter than MIN_WAIT_MS, or float rounding could ask for femtoseconds.
-    if (now - last < minGap) return Math.max(MIN_WAIT_MS, minGap - (now - last));
+    let wait = 0;
+    // Catching up after a late timer goes at most a tenth faster than the pace: a burst of
+    // overdue starts would otherwise turn a few ms of jitter into more than rate + 1 arrivals
+    // in a second at the receiving end.
+    if (this.filled > 0) {
+      const last = this.ring[(this.head - 1 + this.ring.length) % this.ring.length]!;
+      wait = Math.max(wait, 900 / this.effectiveRate - (now - last));
+    }
     const limit = Math.min(this.ring.length, Math.max(1, Math.floor(this.effectiveRate + 1e-9)));
     if (this.filled >= limit) {
       const back = (this.head - limit + this.ring.length * 2) % this.ring.length;
-      const elapsed = now - this.ring[back]!;
-      if (elapsed < 1000) return Math.max(MIN_WAIT_MS, 1000 - elapsed);
+      wait = Math.max(wait, 1000 - (now - this.ring[back]!));
     }
+    // A wait is never shorter than MIN_WAIT_MS, or float rounding could ask for femtoseconds.
+    if (wait > 0) return Math.max(MIN_WAIT_MS, wait);
     this.ring[this.head] = now;
     this.head = (this.head + 1) % this.ring.length;
     this.filled = Math.min(this.filled + 1, this.ring.length);

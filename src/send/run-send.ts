@@ -189,7 +189,7 @@ async function passes(
       leaseMs: o.leaseMs, maxErrorRate: o.maxErrorRate, maxThrottleMs: o.maxThrottleMs,
     }, {
       store: {
-        claim: (limit) => claim(db, runId, campaignId, limit),
+        claim: (limit, afterId) => claim(db, runId, campaignId, limit, afterId),
         cycle: (outcomes: Outcome[], mark: string[]) => cycle(db, runId, outcomes, mark),
         heartbeat: () => heartbeatWithStatus(db, runId, campaignId),
       },

@@ -45,9 +45,11 @@ export async function sendOnce(ctx, o) {
     const before = cpuSnapshot({ sandboxPid: o.sandbox.pid, postmasterPid: ctx.postmasterPid });
     const proc = spawnSend({ campaignId, dbUrl: scratch.url, apiUrl: o.sandbox.url,
       flags: o.flags, probeRss: Boolean(o.probeRss) });
-    const watched = o.watch ? o.watch(proc) : null;
+    // Caught here and rethrown below, so a failing watcher cannot go unhandled while we wait.
+    const watched = o.watch ? Promise.resolve(o.watch(proc)).then(() => null, (err) => err) : null;
     const r = await proc.finished;
-    await watched;
+    const watchError = await watched;
+    if (watchError) throw watchError;
     await new Promise((resolve) => setTimeout(resolve, 50));
     const cpu = cpuDelta(before, cpuSnapshot({ sandboxPid: o.sandbox.pid,
       postmasterPid: ctx.postmasterPid }));

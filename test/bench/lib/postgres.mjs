@@ -9,6 +9,7 @@ import { connect } from '../../../dist/db/connect.js';
 import { migrate } from '../../../dist/db/migrate.js';
 import { normalizePhone } from '../../../dist/phone.js';
 import { postmasterOf } from './cpu.mjs';
+import { BUILD_ROOT } from './processes.mjs';
 
 export const BENCH_HOME = path.join(os.tmpdir(), 'wacamp-bench-home');
 
@@ -62,7 +63,10 @@ export async function serverFacts(adminUrl) {
   });
 }
 
-/** A migrated database every scratch database is copied from (with pg_stat_statements). */
+/**
+ * A database migrated with the measured build's own sql/ (see WACAMP_BENCH_BIN), from which
+ * every scratch database is copied; with pg_stat_statements when the server preloads it.
+ */
 export async function makeTemplate(adminUrl, withStatements) {
   const name = `wacamp_bench_tpl_${process.pid}`;
   await asAdmin(adminUrl, async (a) => {
@@ -71,7 +75,7 @@ export async function makeTemplate(adminUrl, withStatements) {
   });
   const db = connect(withDatabase(adminUrl, name), { max: 1 });
   try {
-    await migrate(db);
+    await migrate(db, path.join(BUILD_ROOT, 'sql'));
     if (withStatements) await db`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`;
   } finally {
     await db.end();

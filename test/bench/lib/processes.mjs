@@ -26,7 +26,7 @@ function baseEnv(extra) {
 }
 
 /** Spawns node with args; resolves with exit code, output and the spawn/exit epoch times. */
-export function runNode(args, env = {}, o = {}) {
+export function runNode(args, env = {}) {
   const spawnAt = now();
   const child = spawn(process.execPath, args, {
     cwd: ROOT, env: baseEnv(env), stdio: ['ignore', 'pipe', 'pipe'],
@@ -41,7 +41,6 @@ export function runNode(args, env = {}, o = {}) {
       resolve({ code, signal, stdout, stderr, spawnAt, exitAt: now() });
     });
   });
-  o.onSpawn?.(child, spawnAt);
   return { child, spawnAt, exited, stdout: () => stdout };
 }
 
@@ -74,8 +73,9 @@ export async function startSandbox(latency) {
 }
 
 /**
- * `wacamp send <id> --json --trace-starts <file>` with the given flags. Returns its exit, its
- * JSON summary, its request start times (epoch ms) and, with `probeRss`, its peak RSS in bytes.
+ * `wacamp send <id> --json --trace-starts <file>` with the given flags. `finished` resolves
+ * with its exit, its JSON summary, its request start times (epoch ms) and, with `probeRss`,
+ * what rss-probe.mjs wrote (peak RSS in bytes and heap peaks).
  */
 export function spawnSend({ campaignId, dbUrl, apiUrl, flags, probeRss = false }) {
   const dir = tmpDir('wacamp-bench-run-');
@@ -113,6 +113,7 @@ export async function runBaseline(script, config) {
   return { ...r, summary: parseLastJson(r.stdout), starts };
 }
 
+/** null when the file is missing or half-written: a process killed early leaves no trace. */
 function readJson(file) {
   try {
     return JSON.parse(readFileSync(file, 'utf8'));
