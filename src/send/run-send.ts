@@ -223,6 +223,9 @@ async function passes(
         ...(o.defaultCountry ? { defaultCountry: o.defaultCountry } : {}) });
     }
     await applyPreflight(db, campaignId);
+    // Rows this run still owns after a full drain were claimed or marked by a statement whose
+    // answer was lost; nothing holds them, so they go back for the next pass.
+    await releaseLeftovers(db, runId);
     if ((await sendableCount(db, campaignId)) === 0) return result;
     if ((await liveRuns(db, campaignId)).some((r) => r.id !== runId)) return result;
   }
