@@ -75,7 +75,7 @@ describe('output for machines', () => {
     const doc = JSON.parse(r.stdout);
     expect(r.stdout.trim().split('\n')).toHaveLength(1);
     expect(doc).toMatchObject({ campaign_id: campaignId, status: 'completed',
-      counts: { sent: 19, failed: 1 }, exit_code: 0 });
+      counts: { sent: 19, failed: 1 }, exit_code: 4 });
     expect(doc.run.counts.requests).toBe(20);
 
     const m = samples(readFileSync(metrics, 'utf8'));

@@ -48,6 +48,10 @@ export interface Opened { db: Db; url: string; embedded: boolean }
 export async function openDatabase(
   ctx: Context, g: GlobalOptions, o: { recover: boolean; forceEmbedded?: boolean },
 ): Promise<Opened> {
+  if (g.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(g.databaseUrl)) {
+    throw usageError('bad_database_url', '--database-url must start with postgres:// or ' +
+      'postgresql://');
+  }
   let url = o.forceEmbedded ? undefined : g.databaseUrl ?? ctx.env.databaseUrl;
   let embedded = false;
   if (!url) {
@@ -69,7 +73,10 @@ export async function openDatabase(
     await db`SELECT 1`;
   } catch (err) {
     await db.end({ timeout: 1 });
-    throw usageError('db_unreachable', `cannot reach the database at ${redactUrl(url)}: ` +
+    const source = g.databaseUrl ? '--database-url' : embedded ? 'the embedded server' :
+      'DATABASE_URL';
+    throw usageError('db_unreachable', `cannot reach the database (${source}) at ` +
+      `${redactUrl(url)}: ` +
       `${(err as Error).message}`, err);
   }
   await ensureMigrated(db, embedded);

@@ -124,9 +124,13 @@ export async function sendCommandWith(id: string, f: SendFlags, ctx: Context): P
   const untrap = trapSignals(ctx, interrupt);
   try {
     const result = await sendWith(ctx, f, o, interrupt);
-    report(ctx, result);
     const strict = f.strict && ((result.counts.failed ?? 0) + (result.counts.unknown ?? 0)) > 0;
     const exitCode = worstExit([result.exitCode, strict ? EXIT.strict : EXIT.ok]);
+    if (strict) {
+      result.message += `; --strict: ${(result.counts.failed ?? 0) + (result.counts.unknown ?? 0)}` +
+        ' recipient(s) ended failed or unknown (exit 4)';
+    }
+    report(ctx, { ...result, exitCode });
     if (f.metricsFile) await writeMetricsFile(f.metricsFile, [{ result, exitCode }]);
     return exitCode;
   } finally {
@@ -138,6 +142,7 @@ export async function sendCommandWith(id: string, f: SendFlags, ctx: Context): P
 export async function sendWith(
   ctx: Context, f: SendFlags, o: SendOptions, interrupt: SendDeps['interrupt'],
 ): Promise<SendResult> {
+  await checkHome(ctx.env.home);
   const progress = await progressView(ctx);
   progress.phase('connecting');
   const { db } = await openDatabase(ctx, f, { recover: !o.dryRun });
@@ -172,6 +177,21 @@ export async function sendWith(
   }
 }
 
+/**
+ * The journal lives under WACAMP_HOME: a run that could not write it would lose outcomes when
+ * the database goes away, so an unusable home is refused before anything starts.
+ */
+async function checkHome(home: string): Promise<void> {
+  const { mkdir, access, constants } = await import('node:fs/promises');
+  try {
+    await mkdir(home, { recursive: true, mode: 0o700 });
+    await access(home, constants.W_OK);
+  } catch (err) {
+    throw usageError('bad_home', `WACAMP_HOME ${home} cannot be written ` +
+      `(${(err as NodeJS.ErrnoException).code ?? 'error'}); point it at a writable folder`, err);
+  }
+}
+
 function token(value: string | null | undefined, accountId: string): string {
   if (!value) {
     throw usageError('no_token', `WHATSAPP_ACCESS_TOKEN is not set and account ${accountId} ` +
@@ -197,5 +217,11 @@ function report(ctx: Context, r: SendResult): void {
     return;
   }
   const lines = sendSummary(r, ctx.log.format === 'pretty');
-  for (const line of lines) ctx.log.info('summary', line);
+  // A run that stopped on an error says why even under --quiet.
+  const [head, ...rest] = lines;
+  if (head !== undefined) {
+    if (r.exitCode === EXIT.ok) ctx.log.info('summary', head);
+    else ctx.log.warn('summary', head);
+  }
+  for (const line of rest) ctx.log.info('summary', line);
 }

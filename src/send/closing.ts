@@ -43,6 +43,13 @@ export async function closingStatus(
       detail: stop.detail, pausedUntil: stop.pausedUntil ?? null } }),
     outcome: 'paused', exitCode, message,
   });
+  // Stopped on purpose just as the last row settled: the campaign is done, not resumable.
+  if ((stop.kind === 'signal' || stop.kind === 'time_limit') && others === 0 &&
+    (await sendableCount(db, campaignId)) === 0) {
+    return { change: { from, to: 'completed' }, outcome: 'completed',
+      exitCode: stop.kind === 'signal' ? signalExit(stop) : EXIT.ok,
+      message: `every recipient is settled (${stop.detail})` };
+  }
   switch (stop.kind) {
     case 'signal':
       return { ...pause('interrupted', signalExit(stop), `interrupted: ${stop.detail}`),
@@ -53,7 +60,8 @@ export async function closingStatus(
       return { outcome: 'stopped', exitCode: EXIT.ok, message: `stopped: ${stop.detail}` };
     case 'fatal':
       return { change: { from, to: 'failed', detail: stop.detail }, outcome: 'failed',
-        exitCode: EXIT.error, message: `failed: ${stop.detail}` };
+        exitCode: EXIT.error,
+        message: `${stop.detail}; fix the cause, then send again to resume` };
     case 'pause':
       return { ...pause(stop.pauseReason ?? 'error', EXIT.error,
         `paused (${stop.pauseReason}): ${stop.detail}`), change: { from, to: 'paused',
