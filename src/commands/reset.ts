@@ -61,12 +61,29 @@ export async function resetCommand(id: string, f: ResetFlags): Promise<number> {
       if (!(err instanceof DryRun)) throw err;
       changes = err.changes;
     }
-    const after = f.dryRun ? before : await countRecipients(db, cid);
+    const after = f.dryRun ? project(before, changes) : await countRecipients(db, cid);
     print(ctx.json, ctx.log.info.bind(ctx.log), cid, before, after, changes, Boolean(f.dryRun));
     return EXIT.ok;
   } finally {
     await db.end({ timeout: 5 });
   }
+}
+
+/** What the counts would be after a dry run's changes. */
+function project(before: Record<string, number>, c: ResetChanges): Record<string, number> {
+  const after = { ...before };
+  const move = (from: string, to: string, n: number) => {
+    if (n === 0) return;
+    after[from] = (after[from] ?? 0) - n;
+    after[to] = (after[to] ?? 0) + n;
+    if (after[from] === 0) delete after[from];
+  };
+  move('claimed', 'pending', c.claimedToPending);
+  move('failed', 'pending', c.failedToPending);
+  move('unknown', 'pending', c.unknownToPending);
+  move('sent', 'pending', c.sentToPending);
+  move('sending', 'unknown', c.sendingToUnknown);
+  return after;
 }
 
 /** Re-queuing what may already have reached people needs --yes, and says how many people. */

@@ -32,6 +32,9 @@ export async function statusCommand(id: string, g: GlobalOptions): Promise<numbe
       (c.pauseReason ? ` (${c.pauseReason}${c.statusDetail ? `: ${c.statusDetail}` : ''})` :
         c.statusDetail ? ` (${c.statusDetail})` : ''));
     if (c.pausedUntil) out(`  Meta's pause ends ${c.pausedUntil.toISOString()}`);
+    if ((c.status === 'paused' || c.status === 'failed') && live.length === 0) {
+      out(`  to continue: wacamp resume ${c.id}`);
+    }
     if (c.scheduledAt) out(`  scheduled for ${c.scheduledAt.toISOString()}`);
     out(`  recipients: ${countsLine(counts)}`);
     for (const r of live) {

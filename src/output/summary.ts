@@ -29,6 +29,9 @@ export function sendSummary(r: SendResult, color: boolean): string[] {
       (run.retried ? `, ${run.retried} retried` : '') +
       (held ? `, ${held} held for quality assessment` : ''));
   }
+  if ((r.campaignStatus === 'paused' || r.campaignStatus === 'failed') && r.counts.pending) {
+    lines.push(`to continue: wacamp resume ${r.campaignId}`);
+  }
   if (r.counts.unknown) {
     lines.push(paint.yellow(`${r.counts.unknown} ${UNKNOWN_HELP.replace('<id>', r.campaignId)}`));
   }
