@@ -7,7 +7,8 @@ import { usageError } from './errors.js';
 export function parseDurationMs(flag: string, text: string, bareUnit: 's' | 'ms' = 's'): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
   if (!match) {
-    throw usageError('bad_duration', `${flag}: "${text}" is not a duration; write e.g. 500ms, 30s, 55m`);
+    throw usageError('bad_duration',
+      `${flag}: "${text}" is not a duration; write e.g. 500ms, 30s, 55m`);
   }
   const value = Number(match[1]);
   const unit = match[2] ?? bareUnit;
@@ -20,7 +21,8 @@ export function parseRate(flag: string, text: string): number {
   if (text.trim().toLowerCase() === 'unlimited') return Infinity;
   const value = Number(text);
   if (!Number.isFinite(value) || value <= 0) {
-    throw usageError('bad_rate', `${flag}: "${text}" must be a positive number of requests per second or "unlimited"`);
+    throw usageError('bad_rate',
+      `${flag}: "${text}" must be a positive number of requests per second or "unlimited"`);
   }
   return value;
 }

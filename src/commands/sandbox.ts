@@ -9,7 +9,9 @@ export interface SandboxFlags extends GlobalOptions {
 
 export function parseLatency(text: string): number | [number, number] {
   const m = /^\s*(\d+)(?:\s*-\s*(\d+))?\s*(ms)?\s*$/.exec(text);
-  if (!m) throw usageError('bad_latency', `--latency: "${text}" must be milliseconds, e.g. 50 or 80-250`);
+  if (!m) {
+    throw usageError('bad_latency', `--latency: "${text}" must be milliseconds, e.g. 50 or 80-250`);
+  }
   const min = Number(m[1]);
   return m[2] === undefined ? min : [min, Number(m[2])];
 }

@@ -2,7 +2,9 @@ import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
 import { createApiClient } from '../api/client.js';
 import { worstExit, EXIT, usageError } from '../errors.js';
-import { LineProgress, SilentProgress, terminalProgress, type ProgressView } from '../output/progress.js';
+import {
+  LineProgress, SilentProgress, terminalProgress, type ProgressView,
+} from '../output/progress.js';
 import { writeMetricsFile } from '../output/metrics.js';
 import { sendJson, sendSummary } from '../output/summary.js';
 import { isCountryCode } from '../phone.js';

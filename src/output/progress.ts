@@ -65,8 +65,10 @@ export async function terminalProgress(): Promise<ProgressView> {
   let bar: InstanceType<typeof cliProgress.SingleBar> | null = null;
   const fmt = (s: ProgressSnapshot) => ({
     sent: chalk.green(String(s.sent)), failed: chalk.red(String(s.failed)),
-    skipped: chalk.gray(String(s.skipped)), unknown: s.unknown ? chalk.yellow(` unknown ${s.unknown}`) : '',
-    remaining: String(s.remaining), rate: `${Math.round(s.ratePerSecond)}/s${s.throttled ? ' (throttled)' : ''}`,
+    skipped: chalk.gray(String(s.skipped)),
+    unknown: s.unknown ? chalk.yellow(` unknown ${s.unknown}`) : '',
+    remaining: String(s.remaining),
+    rate: `${Math.round(s.ratePerSecond)}/s${s.throttled ? ' (throttled)' : ''}`,
   });
   return {
     phase(text) {

@@ -108,7 +108,8 @@ export class LocalPlanner implements StartPlanner {
     if (this.throttleSince === null || now - this.throttleSince < maxThrottleMs) return null;
     return {
       kind: 'pause', pauseReason: 'throttle',
-      detail: `Meta kept throttling this number for ${Math.round((now - this.throttleSince) / 1000)} s`,
+      detail: 'Meta kept throttling this number for ' +
+        `${Math.round((now - this.throttleSince) / 1000)} s`,
     };
   }
 

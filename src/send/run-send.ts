@@ -198,7 +198,8 @@ async function passes(
         reserve: (rate, count) => reserveSlots(db, account.phoneNumberId, rate, count),
         throttle: (waitMs) => throttleShared(db, account.phoneNumberId, waitMs),
         read: () => readThrottle(db, account.phoneNumberId),
-      }, o.ratePerSecond, () => wake(), (err) => deps.log.warn('rate', `shared rate: ${(err as Error).message}`)),
+      }, o.ratePerSecond, () => wake(),
+      (err) => deps.log.warn('rate', `shared rate: ${(err as Error).message}`)),
       prepare: (row) => {
         const r = renderComponents(spec, row.variables);
         if (!r.ok) return { error: { code: r.code, message: r.message } };
