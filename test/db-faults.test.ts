@@ -145,13 +145,18 @@ describe('the database cut for good (reset)', () => {
     expect(sentInJournal.every((l) => l.messageId?.startsWith('wamid.'))).toBe(true);
     expect(journal.every((l) => ['sent', 'pending'].includes(l.status))).toBe(true);
 
-    // The next command that reaches the database (directly now) applies every line: no other
-    // run has touched the rows they name. The file is kept, renamed, never applied twice.
+    // The next command that reaches the database (directly now) applies the lines. A line may
+    // already be in the database: a statement can commit just as the connection is reset, its
+    // answer lost, so the run journals it too; such a line changes nothing. Either way every
+    // wamid ends on its row (checked below). The file is kept, renamed, never applied twice.
     const direct = { ...env, DATABASE_URL: t.url };
     const status = await cli(['status', campaignId], direct);
     expect(status.code, status.stderr).toBe(0);
-    expect(status.stderr).toMatch(new RegExp(`applied ${journal.length} outcome\\(s\\) ` +
-      `from the journal of run\\(s\\) ${runId}`));
+    const applied = new RegExp(`applied (\\d+) outcome\\(s\\) from the journal of ` +
+      `run\\(s\\) ${runId}`).exec(status.stderr);
+    expect(applied, status.stderr).not.toBeNull();
+    expect(Number(applied![1])).toBeGreaterThan(journal.length - 20);
+    expect(Number(applied![1])).toBeLessThanOrEqual(journal.length);
     const rows = await recipientRows(t.db, campaignId);
     for (const line of sentInJournal) {
       expect(rows.find((r) => r.id === line.id)).toMatchObject({ status: 'sent',
