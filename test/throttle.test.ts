@@ -224,7 +224,9 @@ describe('throttling across runs and against a real throughput cap', () => {
       const t = await database();
       const { campaignId } = await seedTestCampaign(t.db, { n: 200 });
       const sb = await sandbox({ latencyMs: [2, 10], scenario: { throughputCap: 40 } });
-      const r = await cli(['send', campaignId, '--rate', '60', '--max-throttle', '2s', '--json'],
+      // 4 s, not less: on a loaded 2-core machine timers stretch, and a quiet second after each
+      // wait must fit between throttles; the old behaviour paused whatever the value.
+      const r = await cli(['send', campaignId, '--rate', '60', '--max-throttle', '4s', '--json'],
         envFor(t, sb));
       const doc = JSON.parse(r.stdout) as { run: { counts: Record<string, number> } };
       // A handful of throttled answers among hundreds of sends: not "throttled without relief".
