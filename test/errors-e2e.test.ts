@@ -8,7 +8,8 @@ import type { Db } from '../src/db/connect.js';
 import { startSandbox, type Sandbox } from '../src/sandbox/server.js';
 import { campaignStatus, e164For, seedTestCampaign, statusCounts } from './helpers/campaign.js';
 import { cli, runCli, tempHome } from './helpers/cli.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import type { TestDatabase } from './helpers/db.js';
+import { Harness } from './helpers/harness.js';
 
 /**
  * Issue 4's error classes through the real send path: the built CLI, a PostgreSQL database of
@@ -17,22 +18,17 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js';
  * own count of what it received.
  */
 
-const cleanups: (() => Promise<unknown>)[] = [];
+// Resources each test made, undone after it (test/helpers/harness.ts).
+const h = new Harness();
 
-afterEach(async () => {
-  for (const undo of cleanups.splice(0).reverse()) await undo();
-});
+afterEach(() => h.cleanup());
 
-async function database(): Promise<TestDatabase> {
-  const t = await createTestDatabase();
-  cleanups.push(() => t.drop());
-  return t;
+function database(): Promise<TestDatabase> {
+  return h.database();
 }
 
-async function sandbox(o: Parameters<typeof startSandbox>[0] = {}): Promise<Sandbox> {
-  const sb = await startSandbox(o);
-  cleanups.push(() => sb.close());
-  return sb;
+function sandbox(o: Parameters<typeof startSandbox>[0] = {}): Promise<Sandbox> {
+  return h.sandbox(o);
 }
 
 function envFor(t: TestDatabase, url: string, token = 'sandbox-token'): Record<string, string> {
@@ -94,7 +90,7 @@ async function scriptedApi(script: Answer[]) {
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => new Promise((resolve) => {
+  h.defer(() => new Promise((resolve) => {
     server.closeAllConnections();
     server.close(resolve);
   }));

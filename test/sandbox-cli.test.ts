@@ -6,7 +6,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { SandboxMessage } from '../src/sandbox/server.js';
 import { e164For, seedTestCampaign, statusCounts } from './helpers/campaign.js';
 import { cli, runCli, tempHome, type CliRun } from './helpers/cli.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import type { TestDatabase } from './helpers/db.js';
+import { Harness } from './helpers/harness.js';
 
 /**
  * `wacamp sandbox` as its own process, the way an operator or CI runs it: a chosen port,
@@ -14,22 +15,19 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js';
  * is pointed at it, and what it accepted is read back from the log file.
  */
 
-const cleanups: (() => Promise<unknown>)[] = [];
+// Resources each test made, undone after it (test/helpers/harness.ts).
+const h = new Harness();
 
-afterEach(async () => {
-  for (const undo of cleanups.splice(0).reverse()) await undo();
-});
+afterEach(() => h.cleanup());
 
 async function scratch(): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'wacamp-sbcli-'));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  h.defer(() => rm(dir, { recursive: true, force: true }));
   return dir;
 }
 
-async function database(): Promise<TestDatabase> {
-  const t = await createTestDatabase();
-  cleanups.push(() => t.drop());
-  return t;
+function database(): Promise<TestDatabase> {
+  return h.database();
 }
 
 async function listening(port = 0): Promise<Server> {
@@ -49,7 +47,7 @@ async function freePort(): Promise<number> {
 /** Starts `wacamp sandbox …` and waits until it says where it listens. */
 async function sandboxProcess(args: string[]): Promise<{ run: CliRun; url: string }> {
   const run = runCli(['sandbox', ...args], { WACAMP_HOME: tempHome() });
-  cleanups.push(async () => {
+  h.defer(async () => {
     if (run.child.exitCode === null) run.child.kill('SIGKILL');
     await run.exited;
   });
@@ -129,7 +127,7 @@ describe('wacamp sandbox as a separate process', () => {
   it('--json prints the URL and port; --latency takes a range; --token any', async () => {
     const run = runCli(['sandbox', '--json', '--latency', '30-60', '--token', 'any'],
       { WACAMP_HOME: tempHome() });
-    cleanups.push(async () => {
+    h.defer(async () => {
       if (run.child.exitCode === null) run.child.kill('SIGKILL');
       await run.exited;
     });
@@ -165,7 +163,7 @@ describe('wacamp sandbox as a separate process', () => {
       expect(r3.stderr).toMatch(/--latency/);
 
       const taken = await listening();
-      cleanups.push(() => new Promise((resolve) => taken.close(resolve)));
+      h.defer(() => new Promise((resolve) => taken.close(resolve)));
       const { port } = taken.address() as { port: number };
       const r4 = await cli(['sandbox', '--port', String(port)], { WACAMP_HOME: tempHome() });
       expect(r4.code).toBe(2);

@@ -7,6 +7,7 @@ import { startSandbox, type Sandbox, type SandboxMessage } from '../src/sandbox/
 import { campaignStatus, phoneFor, seedTestCampaign, statusCounts } from './helpers/campaign.js';
 import { cli, runCli, tempHome } from './helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { Harness } from './helpers/harness.js';
 
 /**
  * `wacamp send` end to end: the real built CLI, a real PostgreSQL database of its own per test,
@@ -14,27 +15,22 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js';
  * sandbox's own record of what it accepted, never from wacamp's word alone.
  */
 
-const cleanups: (() => Promise<unknown>)[] = [];
+// Resources each test made, undone after it (test/helpers/harness.ts).
+const h = new Harness();
 
-afterEach(async () => {
-  for (const undo of cleanups.splice(0).reverse()) await undo();
-});
+afterEach(() => h.cleanup());
 
-async function database(): Promise<TestDatabase> {
-  const t = await createTestDatabase();
-  cleanups.push(() => t.drop());
-  return t;
+function database(): Promise<TestDatabase> {
+  return h.database();
 }
 
-async function sandbox(o: Parameters<typeof startSandbox>[0] = {}): Promise<Sandbox> {
-  const sb = await startSandbox(o);
-  cleanups.push(() => sb.close());
-  return sb;
+function sandbox(o: Parameters<typeof startSandbox>[0] = {}): Promise<Sandbox> {
+  return h.sandbox(o);
 }
 
 async function scratch(): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'wacamp-e2e-'));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  h.defer(() => rm(dir, { recursive: true, force: true }));
   return dir;
 }
 

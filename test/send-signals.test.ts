@@ -7,7 +7,8 @@ import { connect, type Db } from '../src/db/connect.js';
 import { startSandbox, type Sandbox, type SandboxMessage } from '../src/sandbox/server.js';
 import { campaignStatus, phoneFor, seedTestCampaign, statusCounts } from './helpers/campaign.js';
 import { BIN, cli, runCli, tempHome, type CliRun } from './helpers/cli.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import type { TestDatabase } from './helpers/db.js';
+import { Harness } from './helpers/harness.js';
 
 /**
  * Shutdown through the real CLI: the first SIGINT/SIGTERM stops intake and drains what is in
@@ -15,7 +16,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js';
  * number of requests are open, and the verdict is read from the database and the sandbox.
  */
 
-const cleanups: (() => Promise<unknown>)[] = [];
+const h = new Harness();
 const children: CliRun[] = [];
 
 afterEach(async () => {
@@ -23,19 +24,15 @@ afterEach(async () => {
   for (const c of children.splice(0)) {
     if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL');
   }
-  for (const undo of cleanups.splice(0).reverse()) await undo();
+  await h.cleanup();
 });
 
-async function database(): Promise<TestDatabase> {
-  const t = await createTestDatabase();
-  cleanups.push(() => t.drop());
-  return t;
+function database(): Promise<TestDatabase> {
+  return h.database();
 }
 
-async function sandbox(o: Parameters<typeof startSandbox>[0] = {}): Promise<Sandbox> {
-  const sb = await startSandbox(o);
-  cleanups.push(() => sb.close());
-  return sb;
+function sandbox(o: Parameters<typeof startSandbox>[0] = {}): Promise<Sandbox> {
+  return h.sandbox(o);
 }
 
 function envFor(url: string, sb: Sandbox): Record<string, string> {
@@ -76,7 +73,7 @@ function expectNoPhoneTwice(accepted: SandboxMessage[]): void {
 
 async function scratchFile(name: string): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'wacamp-signals-'));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  h.defer(() => rm(dir, { recursive: true, force: true }));
   return path.join(dir, name);
 }
 
@@ -247,7 +244,7 @@ describe('Ctrl-C in the embedded mode', () => {
     expect(migrated.code, migrated.stderr).toBe(0);
 
     const db = connect(info.url, { max: 2 });
-    cleanups.push(() => db.end());
+    h.defer(() => db.end());
     const { campaignId } = await seedTestCampaign(db, { n: 25 });
     const sb = await sandbox({ latencyMs: 1500 });
 
@@ -262,7 +259,7 @@ describe('Ctrl-C in the embedded mode', () => {
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => { stderr += b; });
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-    cleanups.push(async () => {
+    h.defer(async () => {
       const running = child.exitCode === null && child.signalCode === null;
       if (running) process.kill(-child.pid!, 'SIGKILL');
     });

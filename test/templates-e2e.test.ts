@@ -8,7 +8,8 @@ import {
 } from '../src/sandbox/server.js';
 import { e164For, phoneFor, seedTestCampaign, statusCounts } from './helpers/campaign.js';
 import { cli, tempHome } from './helpers/cli.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import type { TestDatabase } from './helpers/db.js';
+import { Harness } from './helpers/harness.js';
 
 /**
  * Every template shape of issue 4 sent through the real CLI to a sandbox that knows the
@@ -16,25 +17,22 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js';
  * the sandbox logged to its NDJSON file: the request bodies as Meta would have received them.
  */
 
-const cleanups: (() => Promise<unknown>)[] = [];
+// Resources each test made, undone after it (test/helpers/harness.ts).
+const h = new Harness();
 
-afterEach(async () => {
-  for (const undo of cleanups.splice(0).reverse()) await undo();
-});
+afterEach(() => h.cleanup());
 
-async function database(): Promise<TestDatabase> {
-  const t = await createTestDatabase();
-  cleanups.push(() => t.drop());
-  return t;
+function database(): Promise<TestDatabase> {
+  return h.database();
 }
 
 /** A sandbox logging to a file of its own; `logged()` closes it and reads the file back. */
 async function loggingSandbox(scenario: ScenarioInput) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'wacamp-tpl-'));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  h.defer(() => rm(dir, { recursive: true, force: true }));
   const logFile = path.join(dir, 'accepted.ndjson');
   const sb = await startSandbox({ logFile, scenario });
-  cleanups.push(() => sb.close());
+  h.defer(() => sb.close());
   return {
     sb,
     async logged(): Promise<SandboxMessage[]> {

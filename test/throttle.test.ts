@@ -8,7 +8,8 @@ import {
   campaignStatus, e164For, seedTestCampaign, statusCounts,
 } from './helpers/campaign.js';
 import { cli, runCli, tempHome } from './helpers/cli.js';
-import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import type { TestDatabase } from './helpers/db.js';
+import { Harness } from './helpers/harness.js';
 
 /**
  * Issue 4's throttling behaviour through the real built CLI: the campaign-wide cut on 130429
@@ -16,27 +17,22 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js';
  * `--max-throttle`. Outcomes are read back from PostgreSQL and from the sandbox.
  */
 
-const cleanups: (() => Promise<unknown>)[] = [];
+// Resources each test made, undone after it (test/helpers/harness.ts).
+const h = new Harness();
 
-afterEach(async () => {
-  for (const undo of cleanups.splice(0).reverse()) await undo();
-});
+afterEach(() => h.cleanup());
 
-async function database(): Promise<TestDatabase> {
-  const t = await createTestDatabase();
-  cleanups.push(() => t.drop());
-  return t;
+function database(): Promise<TestDatabase> {
+  return h.database();
 }
 
-async function sandbox(o: Parameters<typeof startSandbox>[0] = {}): Promise<Sandbox> {
-  const sb = await startSandbox(o);
-  cleanups.push(() => sb.close());
-  return sb;
+function sandbox(o: Parameters<typeof startSandbox>[0] = {}): Promise<Sandbox> {
+  return h.sandbox(o);
 }
 
 async function scratch(): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'wacamp-throttle-'));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  h.defer(() => rm(dir, { recursive: true, force: true }));
   return dir;
 }
 
