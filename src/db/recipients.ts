@@ -138,6 +138,31 @@ export interface Outcome {
   errorMessage?: string | null;
 }
 
+/**
+ * How an outcome is written, shared by the run's cycle and the journal replay: `pending` gives
+ * a row back (ownership cleared), a final status keeps the run that handled it.
+ */
+const OUTCOME_SET = `SET status = w.status, attempts = w.attempts,
+    run_id = CASE WHEN w.status = 'pending' THEN NULL ELSE r.run_id END,
+    message_id = coalesce(w.message_id, r.message_id),
+    message_status = coalesce(w.message_status, r.message_status),
+    error_code = w.error_code, error_message = w.error_message,
+    sent_at = CASE WHEN w.status = 'sent' THEN now() ELSE r.sent_at END,
+    updated_at = now()`;
+
+/** Outcomes as rows, from parameters $2..$8 in the order outcomeParams gives them. */
+const OUTCOME_ROWS = `unnest($2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[],
+    $7::text[], $8::text[]) AS w(id, status, attempts, message_id, message_status, error_code,
+    error_message)`;
+
+function outcomeParams(o: readonly Outcome[]): unknown[][] {
+  return [
+    o.map((x) => x.id), o.map((x) => x.status), o.map((x) => x.attempts),
+    o.map((x) => x.messageId ?? null), o.map((x) => x.messageStatus ?? null),
+    o.map((x) => x.errorCode ?? null), o.map((x) => x.errorMessage ?? null),
+  ];
+}
+
 export interface CycleResult { live: boolean; written: number; marked: string[] }
 
 /**
@@ -151,23 +176,14 @@ export interface CycleResult { live: boolean; written: number; marked: string[] 
 export async function cycle(
   db: Db, runId: string, outcomes: readonly Outcome[], mark: readonly string[],
 ): Promise<CycleResult> {
-  const o = outcomes;
   const rows = await db.unsafe<{ live: boolean; written: number; marked: string[] | null }[]>(`
     WITH live AS (
       UPDATE wacamp_runs SET heartbeat_at = now()
        WHERE id = $1 AND ended_at IS NULL AND now() - heartbeat_at <= lease RETURNING id),
     done AS (
       UPDATE campaign_recipients r
-         SET status = w.status, attempts = w.attempts,
-             run_id = CASE WHEN w.status = 'pending' THEN NULL ELSE r.run_id END,
-             message_id = coalesce(w.message_id, r.message_id),
-             message_status = coalesce(w.message_status, r.message_status),
-             error_code = w.error_code, error_message = w.error_message,
-             sent_at = CASE WHEN w.status = 'sent' THEN now() ELSE r.sent_at END,
-             updated_at = now()
-        FROM unnest($2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[],
-                    $8::text[]) AS w(id, status, attempts, message_id, message_status,
-                                     error_code, error_message), live
+         ${OUTCOME_SET}
+        FROM ${OUTCOME_ROWS}, live
        -- run_id + 0: keeps the planner on the primary key; through the run_id index it would
        -- read every row the run owns on each cycle.
        WHERE r.id = w.id AND r.run_id + 0 = live.id AND r.status IN ('sending', 'claimed')
@@ -181,11 +197,7 @@ export async function cycle(
     SELECT EXISTS (SELECT 1 FROM live) AS live,
            (SELECT count(*)::int FROM done) AS written,
            (SELECT array_agg(id::text) FROM marked) AS marked`,
-  [
-    runId, o.map((x) => x.id), o.map((x) => x.status), o.map((x) => x.attempts),
-    o.map((x) => x.messageId ?? null), o.map((x) => x.messageStatus ?? null),
-    o.map((x) => x.errorCode ?? null), o.map((x) => x.errorMessage ?? null), [...mark],
-  ] as never);
+  [runId, ...outcomeParams(outcomes), [...mark]] as never);
   const r = rows[0]!;
   return { live: r.live, written: r.written, marked: r.marked ?? [] };
 }
@@ -222,29 +234,17 @@ export async function applyJournalOutcomes(
   db: Db, runId: string, outcomes: readonly Outcome[],
 ): Promise<number> {
   if (outcomes.length === 0) return 0;
-  const o = outcomes;
+  // A journaled wait for a retry is given back: the run that would retry it is gone.
+  const given = outcomes.map((x) => (x.status === 'claimed' ? { ...x, status: 'pending' as const }
+    : x));
   const rows = await db.unsafe(`
     UPDATE campaign_recipients r
-       SET status = w.status, attempts = w.attempts,
-           run_id = CASE WHEN w.status IN ('pending', 'claimed') THEN NULL ELSE r.run_id END,
-           message_id = coalesce(w.message_id, r.message_id),
-           message_status = coalesce(w.message_status, r.message_status),
-           error_code = w.error_code, error_message = w.error_message,
-           sent_at = CASE WHEN w.status = 'sent' THEN now() ELSE r.sent_at END,
-           updated_at = now()
-      FROM unnest($2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[],
-                  $8::text[]) AS w(id, status, attempts, message_id, message_status,
-                                   error_code, error_message)
+       ${OUTCOME_SET}
+      FROM ${OUTCOME_ROWS}
      WHERE r.id = w.id AND r.run_id = $1
        AND (r.status IN ('claimed', 'sending')
             OR (r.status = 'unknown' AND w.status IN ('sent', 'failed')))
-    RETURNING r.id`,
-  [
-    runId, o.map((x) => x.id), o.map((x) => x.status === 'claimed' ? 'pending' : x.status),
-    o.map((x) => x.attempts), o.map((x) => x.messageId ?? null),
-    o.map((x) => x.messageStatus ?? null), o.map((x) => x.errorCode ?? null),
-    o.map((x) => x.errorMessage ?? null),
-  ] as never);
+    RETURNING r.id`, [runId, ...outcomeParams(given)] as never);
   return rows.length;
 }
 
